@@ -1,0 +1,216 @@
+//! The set of running channel tasks, and applying a (re)loaded configuration to it.
+//!
+//! Only channels whose configuration changed are restarted on reload; the others keep polling
+//! without a gap. A channel that leaves the configuration (or is disabled) is stopped and its
+//! keys are removed, so no reader mistakes its frozen values for live ones. A reload that fails
+//! validation changes nothing but the reported `config_error`.
+
+use crate::watch::ConfigWatcher;
+use crate::{modbus_tcp, virt, Shutdown};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use voltage_core::config::{self, Channel, Config, Protocol};
+use voltage_store::Store;
+
+/// What `/channels` shows, kept in memory so the HTTP server does not need Redis for it.
+#[derive(Clone, Default)]
+pub struct StatusView(Arc<Mutex<BTreeMap<u32, serde_json::Value>>>);
+
+impl StatusView {
+    pub fn update(&self, id: u32, connected: bool, last_error: Option<&str>) {
+        let mut m = self.0.lock().expect("status view lock");
+        let e = m
+            .entry(id)
+            .or_insert_with(|| serde_json::json!({ "id": id }));
+        e["connected"] = connected.into();
+        if let Some(err) = last_error {
+            e["last_error"] = err.into();
+        }
+    }
+
+    fn register(&self, ch: &Channel) {
+        let mut m = self.0.lock().expect("status view lock");
+        m.insert(
+            ch.id(),
+            serde_json::json!({ "id": ch.id(), "name": ch.config.name, "protocol": ch.config.protocol.as_str(),
+                "points": ch.points.len(), "connected": false }),
+        );
+    }
+
+    fn remove(&self, id: u32) {
+        self.0.lock().expect("status view lock").remove(&id);
+    }
+
+    pub fn snapshot(&self) -> Vec<serde_json::Value> {
+        self.0
+            .lock()
+            .expect("status view lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
+struct RunningChannel {
+    channel: Channel,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+pub struct Supervisor {
+    store: Store,
+    stop: Shutdown,
+    view: StatusView,
+    running: BTreeMap<u32, RunningChannel>,
+    config_error: Arc<Mutex<Option<String>>>,
+}
+
+impl Supervisor {
+    pub fn new(store: Store, stop: Shutdown) -> Self {
+        Supervisor {
+            store,
+            stop,
+            view: StatusView::default(),
+            running: BTreeMap::new(),
+            config_error: Arc::default(),
+        }
+    }
+
+    pub fn status_view(&self) -> (StatusView, Arc<Mutex<Option<String>>>) {
+        (self.view.clone(), self.config_error.clone())
+    }
+
+    pub async fn run(mut self, config: Config, mut watcher: Option<ConfigWatcher>) {
+        let dir = config.dir.clone();
+        self.apply(config).await;
+        let mut stop = self.stop.clone();
+        loop {
+            tokio::select! {
+                _ = stop.wait() => break,
+                _ = async { match watcher.as_mut() { Some(w) => w.changed().await, None => std::future::pending().await } } => {
+                    self.reload(&dir).await;
+                }
+            }
+        }
+        for (_, ch) in std::mem::take(&mut self.running) {
+            let _ = ch.stop.send(true);
+            let _ = ch.task.await;
+        }
+    }
+
+    async fn reload(&mut self, dir: &std::path::Path) {
+        match config::load_dir(dir) {
+            Ok(cfg) => {
+                tracing::info!(
+                    channels = cfg.channels.len(),
+                    "configuration changed: applying"
+                );
+                *self.config_error.lock().expect("lock") = None;
+                self.apply(cfg).await;
+            }
+            Err(errors) => {
+                let msg = errors.to_string();
+                tracing::error!(errors = %msg, "configuration edit rejected; the last good configuration keeps running");
+                *self.config_error.lock().expect("lock") = Some(msg.clone());
+                for id in self.running.keys() {
+                    if let Err(e) = self.store.set_config_error(*id, &msg).await {
+                        tracing::warn!(channel = id, error = %e, "cannot record config error in redis");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn apply(&mut self, config: Config) {
+        for w in &config.warnings {
+            tracing::warn!("{w}");
+        }
+        let wanted: BTreeMap<u32, Channel> = config
+            .channels
+            .into_iter()
+            .filter(|c| c.config.enabled)
+            .map(|c| (c.id(), c))
+            .collect();
+        let ids: Vec<u32> = self.running.keys().copied().collect();
+        for id in ids {
+            let keep = wanted
+                .get(&id)
+                .is_some_and(|c| *c == self.running[&id].channel);
+            if keep {
+                // Unchanged, but a previous broken edit may have left its error: clear it.
+                let _ = self.store.set_config_error(id, "").await;
+                continue;
+            }
+            let old = self.running.remove(&id).expect("listed");
+            let _ = old.stop.send(true);
+            let _ = old.task.await;
+            if !wanted.contains_key(&id) {
+                tracing::info!(channel = id, "channel removed from the configuration");
+                self.view.remove(id);
+                if let Err(e) = self.store.remove_channel(id).await {
+                    tracing::warn!(channel = id, error = %e, "cannot remove channel keys");
+                }
+            } else {
+                tracing::info!(channel = id, "channel configuration changed: restarting it");
+            }
+        }
+        // Channels registered by an earlier run that are gone now.
+        if let Ok(registered) = self.store.registered_channels().await {
+            for id in registered.into_iter().filter(|id| !wanted.contains_key(id)) {
+                let _ = self.store.remove_channel(id).await;
+            }
+        }
+        for (id, ch) in wanted {
+            if self.running.contains_key(&id) {
+                continue;
+            }
+            self.view.register(&ch);
+            let (tx, rx) = watch::channel(false);
+            let task = tokio::spawn(channel_task(
+                ch.clone(),
+                self.store.clone(),
+                self.view.clone(),
+                Shutdown(rx),
+            ));
+            self.running.insert(
+                id,
+                RunningChannel {
+                    channel: ch,
+                    stop: tx,
+                    task,
+                },
+            );
+        }
+    }
+}
+
+/// Publishes the channel's configuration (retrying while Redis is away), then runs its loop.
+async fn channel_task(ch: Channel, store: Store, view: StatusView, mut stop: Shutdown) {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match store.publish_channel(&ch, "").await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(channel = ch.id(), error = %e, "cannot publish channel config to redis; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.wait() => return,
+                }
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    match ch.config.protocol {
+        Protocol::ModbusTcp => modbus_tcp::run(ch, store, view, stop).await,
+        Protocol::Virtual => virt::run(ch, store, view, stop).await,
+        Protocol::ModbusRtu => {
+            tracing::error!(
+                channel = ch.id(),
+                "modbus_rtu is not available in this firmware build"
+            );
+        }
+    }
+}

@@ -1,0 +1,326 @@
+//! The configuration directory: `voltage.yaml`, `comsrv/comsrv.yaml` and the per-channel point
+//! tables, loaded into one validated [`Config`].
+//!
+//! Every key the files accept is honoured, and every unknown key, type or value is an error with
+//! file, line and column. Loading never stops at the first error: check-config shows them all.
+//! Defaults are spelled out in `config/` (the example configuration) and in [`ChannelParams`].
+
+use crate::error::{ConfigError, ConfigErrors};
+use crate::points::{self, MappingKind, Point, Source};
+use crate::types::PointType;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+mod channel;
+pub use channel::*;
+
+/// `voltage.yaml`: what the daemon connects to and which services it runs.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VoltageConfig {
+    pub redis: RedisConfig,
+    pub services: Services,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://host:port/db` or `redis+unix:///path`. The `REDIS_URL` environment variable wins.
+    pub url: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: "redis://127.0.0.1:6379".into(),
+        }
+    }
+}
+
+/// One entry per service; a missing entry takes the service's defaults.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Services {
+    pub comsrv: ServiceConfig,
+    pub modsrv: ServiceConfig,
+    pub alarmsrv: ServiceConfig,
+    pub rulesrv: ServiceConfig,
+    pub hissrv: ServiceConfig,
+    pub gateway: ServiceConfig,
+    pub netsrv: ServiceConfig,
+}
+
+impl Default for Services {
+    fn default() -> Self {
+        let s = |port| ServiceConfig {
+            enabled: true,
+            bind: "127.0.0.1".into(),
+            port,
+        };
+        Services {
+            comsrv: s(6000),
+            modsrv: s(6001),
+            alarmsrv: s(6002),
+            rulesrv: s(6003),
+            hissrv: s(6004),
+            gateway: s(6005),
+            netsrv: s(6006),
+        }
+    }
+}
+
+impl Services {
+    /// `(name, config)` for every service, in port order.
+    pub fn all(&self) -> [(&'static str, &ServiceConfig); 7] {
+        [
+            ("comsrv", &self.comsrv),
+            ("modsrv", &self.modsrv),
+            ("alarmsrv", &self.alarmsrv),
+            ("rulesrv", &self.rulesrv),
+            ("hissrv", &self.hissrv),
+            ("gateway", &self.gateway),
+            ("netsrv", &self.netsrv),
+        ]
+    }
+}
+
+/// Where a service listens. A partial entry keeps the other fields' defaults except `port`,
+/// which must be given when `bind` is.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default = "localhost")]
+    pub bind: String,
+    pub port: u16,
+}
+
+fn yes() -> bool {
+    true
+}
+fn localhost() -> String {
+    "127.0.0.1".into()
+}
+
+/// `comsrv/comsrv.yaml`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComsrvFile {
+    /// Watch the config directory and apply edits without a restart (default true).
+    #[serde(default = "yes")]
+    pub file_watch: bool,
+    #[serde(default)]
+    pub channels: Vec<ChannelConfig>,
+}
+
+/// A channel with its points, ready to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Channel {
+    pub config: ChannelConfig,
+    pub points: Vec<Point>,
+}
+
+impl Channel {
+    pub fn id(&self) -> u32 {
+        self.config.id
+    }
+}
+
+/// Everything the daemon needs from the configuration directory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub dir: PathBuf,
+    pub voltage: VoltageConfig,
+    pub file_watch: bool,
+    pub channels: Vec<Channel>,
+    /// Things that are legal but probably not meant (a point without mapping, ...).
+    pub warnings: Vec<String>,
+}
+
+/// Parses YAML text into `T`, turning serde's error into a located [`ConfigError`].
+pub fn parse_yaml<T: for<'de> Deserialize<'de>>(file: &str, text: &str) -> Result<T, ConfigError> {
+    serde_yaml_ng::from_str::<T>(text).map_err(|e| {
+        let msg = strip_location(&e.to_string());
+        match e.location() {
+            Some(l) => ConfigError::at(file, l.line() as u64, l.column() as u64, msg),
+            None => ConfigError::file(file, msg),
+        }
+    })
+}
+
+fn strip_location(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+fn read_optional(path: &Path, errors: &mut Vec<ConfigError>) -> Option<String> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            errors.push(ConfigError::file(
+                path.display(),
+                format!("cannot read: {e}"),
+            ));
+            None
+        }
+    }
+}
+
+/// Loads and validates the configuration directory `dir`.
+pub fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let vpath = dir.join("voltage.yaml");
+    let voltage = match read_optional(&vpath, &mut errors) {
+        Some(t) if t.trim().is_empty() => VoltageConfig::default(),
+        Some(t) => parse_yaml::<VoltageConfig>(&vpath.display().to_string(), &t)
+            .map_err(|e| errors.push(e))
+            .unwrap_or_default(),
+        None => VoltageConfig::default(),
+    };
+    let cpath = dir.join("comsrv").join("comsrv.yaml");
+    let cfile = cpath.display().to_string();
+    let (file_watch, channel_cfgs, ctext) = match read_optional(&cpath, &mut errors) {
+        None => {
+            if voltage.services.comsrv.enabled && dir.join("comsrv").exists() {
+                errors.push(ConfigError::file(
+                    &cfile,
+                    "missing: the comsrv directory needs comsrv.yaml",
+                ));
+            }
+            (true, Vec::new(), String::new())
+        }
+        Some(t) if t.trim().is_empty() => (true, Vec::new(), t),
+        Some(t) => match parse_yaml::<ComsrvFile>(&cfile, &t) {
+            Ok(f) => (f.file_watch, f.channels, t),
+            Err(e) => {
+                errors.push(e);
+                (true, Vec::new(), t)
+            }
+        },
+    };
+    let mut channels = Vec::new();
+    let mut ids: BTreeMap<u32, usize> = BTreeMap::new();
+    for (index, cfg) in channel_cfgs.into_iter().enumerate() {
+        let line = channel_line(&ctext, cfg.id, index);
+        if let Some(first) = ids.insert(cfg.id, index) {
+            errors.push(ConfigError::at(
+                &cfile,
+                line,
+                1,
+                format!(
+                    "channel id {} is used twice (channels[{first}] and channels[{index}])",
+                    cfg.id
+                ),
+            ));
+            continue;
+        }
+        let n = errors.len();
+        cfg.validate(&cfile, line, &mut errors);
+        if errors.len() > n {
+            continue;
+        }
+        let points = load_points(dir, &cfg, &mut errors, &mut warnings);
+        if cfg.enabled && points.iter().all(|p| p.source.is_none()) {
+            warnings.push(format!(
+                "channel {} ({}) has no readable points",
+                cfg.id, cfg.name
+            ));
+        }
+        channels.push(Channel {
+            config: cfg,
+            points,
+        });
+    }
+    if errors.is_empty() {
+        Ok(Config {
+            dir: dir.to_path_buf(),
+            voltage,
+            file_watch,
+            channels,
+            warnings,
+        })
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// Best-effort line of a channel entry in comsrv.yaml, for errors found after parsing.
+fn channel_line(text: &str, id: u32, index: usize) -> u64 {
+    let needle = format!("id: {id}");
+    let mut hits = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            let t = l.trim_start().trim_start_matches("- ").trim_start();
+            t == needle
+                || t.starts_with(&format!("{needle} "))
+                || t.starts_with(&format!("{needle}#"))
+        })
+        .map(|(i, _)| i as u64 + 1);
+    let first = hits.next();
+    first
+        .or_else(|| {
+            text.lines()
+                .enumerate()
+                .filter(|(_, l)| l.trim_start().starts_with("- "))
+                .nth(index)
+                .map(|(i, _)| i as u64 + 1)
+        })
+        .unwrap_or(1)
+}
+
+fn load_points(
+    dir: &Path,
+    cfg: &ChannelConfig,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<String>,
+) -> Vec<Point> {
+    let cdir = dir.join("comsrv").join(cfg.id.to_string());
+    let kind = match cfg.protocol {
+        Protocol::Virtual => MappingKind::Virtual,
+        Protocol::ModbusTcp | Protocol::ModbusRtu => MappingKind::Modbus,
+    };
+    let mut tables = BTreeMap::new();
+    let mut mappings = BTreeMap::new();
+    let mut mapping_files = BTreeMap::new();
+    for pt in PointType::ALL {
+        let tpath = cdir.join(format!("{}.csv", pt.name()));
+        if let Some(t) = read_optional(&tpath, errors) {
+            tables.insert(
+                pt,
+                points::parse_table(pt, &tpath.display().to_string(), &t, errors),
+            );
+        }
+        let mpath = cdir
+            .join("mapping")
+            .join(format!("{}_mapping.csv", pt.name()));
+        let mfile = mpath.display().to_string();
+        if let Some(t) = read_optional(&mpath, errors) {
+            let m: BTreeMap<u32, (Source, u64)> = match kind {
+                MappingKind::Modbus => points::parse_modbus_mapping(pt, &mfile, &t, errors)
+                    .into_iter()
+                    .map(|(id, (m, l))| (id, (Source::Modbus(m), l)))
+                    .collect(),
+                MappingKind::Virtual => points::parse_virtual_mapping(&mfile, &t, errors)
+                    .into_iter()
+                    .map(|(id, (p, l))| (id, (Source::Virtual(p), l)))
+                    .collect(),
+            };
+            mappings.insert(pt, m);
+        }
+        mapping_files.insert(pt, mfile);
+    }
+    let mut w = Vec::new();
+    let points = points::join(tables, mappings, &mapping_files, errors, &mut w);
+    warnings.extend(w.into_iter().map(|m| format!("channel {}: {m}", cfg.id)));
+    points
+}
+
+#[cfg(test)]
+mod tests;

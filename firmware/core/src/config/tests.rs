@@ -1,0 +1,143 @@
+use super::*;
+use std::fs;
+
+fn write(dir: &Path, rel: &str, text: &str) {
+    let p = dir.join(rel);
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, text).unwrap();
+}
+
+fn tcp_dir() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "comsrv/comsrv.yaml",
+        "channels:\n  - id: 1001\n    name: pcs\n    protocol: modbus_tcp\n    parameters:\n      host: 127.0.0.1\n      port: 5020\n",
+    );
+    write(
+        d.path(),
+        "comsrv/1001/telemetry.csv",
+        "point_id,signal_name,scale\n1,P,0.1\n",
+    );
+    write(
+        d.path(),
+        "comsrv/1001/mapping/telemetry_mapping.csv",
+        "point_id,slave_id,function_code,register_address,data_type\n1,1,3,0,u16\n",
+    );
+    d
+}
+
+#[test]
+fn a_minimal_directory_loads_with_defaults() {
+    let d = tcp_dir();
+    let c = load_dir(d.path()).unwrap();
+    assert_eq!(c.voltage.redis.url, "redis://127.0.0.1:6379");
+    assert_eq!(c.voltage.services.comsrv.port, 6000);
+    assert_eq!(c.channels.len(), 1);
+    assert_eq!(c.channels[0].points.len(), 1);
+    assert_eq!(c.channels[0].config.tcp_address(), "127.0.0.1:5020");
+    assert!(c.file_watch);
+}
+
+#[test]
+fn an_unknown_yaml_key_names_file_line_and_column() {
+    let d = tcp_dir();
+    write(
+        d.path(),
+        "comsrv/comsrv.yaml",
+        "channels:\n  - id: 1001\n    name: pcs\n    protocol: modbus_tcp\n    parameters:\n      host: 127.0.0.1\n      pollinterval: 5\n",
+    );
+    let e = load_dir(d.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("comsrv.yaml:7:7: channels[0].parameters: unknown field `pollinterval`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_parameter_of_another_protocol_is_reported_at_its_channel() {
+    let d = tcp_dir();
+    write(
+        d.path(),
+        "comsrv/comsrv.yaml",
+        "channels:\n  - id: 7\n    name: v\n    protocol: virtual\n  - id: 1001\n    name: pcs\n    protocol: modbus_tcp\n    parameters: {host: a, baud_rate: 9600}\n",
+    );
+    let e = load_dir(d.path()).unwrap_err().to_string();
+    assert!(
+        e.contains(
+            "comsrv.yaml:5:1: channel 1001 (modbus_tcp): parameters.baud_rate does not apply"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_unknown_protocol_and_a_duplicate_channel_id_are_errors() {
+    let d = tcp_dir();
+    write(
+        d.path(),
+        "comsrv/comsrv.yaml",
+        "channels:\n  - id: 1\n    name: a\n    protocol: bacnet\n",
+    );
+    let e = load_dir(d.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("comsrv.yaml:4:15") && e.contains("unknown variant `bacnet`"),
+        "{e}"
+    );
+    write(d.path(), "comsrv/comsrv.yaml", "channels:\n  - {id: 1, name: a, protocol: virtual}\n  - {id: 1, name: b, protocol: virtual}\n");
+    let e = load_dir(d.path()).unwrap_err().to_string();
+    assert!(e.contains("channel id 1 is used twice"), "{e}");
+}
+
+#[test]
+fn errors_from_several_files_are_all_reported() {
+    let d = tcp_dir();
+    write(d.path(), "voltage.yaml", "redis: {uri: x}\n");
+    write(
+        d.path(),
+        "comsrv/1001/telemetry.csv",
+        "point_id,signal_name,scale\n1,P,abc\n",
+    );
+    let e = load_dir(d.path()).unwrap_err();
+    assert_eq!(e.0.len(), 2, "{e}");
+    assert!(
+        e.0[0]
+            .to_string()
+            .contains("voltage.yaml:1:9: redis: unknown field `uri`"),
+        "{e}"
+    );
+    assert!(
+        e.0[1].to_string().contains("telemetry.csv:2:5: scale"),
+        "{e}"
+    );
+}
+
+#[test]
+fn planner_limits_combine_channel_and_slave_overrides() {
+    let p: ChannelParams = parse_yaml(
+        "x",
+        "host: a\nmax_gap: 2\nno_cross: [50]\nslaves:\n  3: {max_registers_per_request: 10, no_cross: [20]}\n",
+    )
+    .unwrap();
+    let l = p.plan_limits(3);
+    assert_eq!(
+        (l.max_registers, l.max_gap, l.no_cross.clone()),
+        (10, 2, vec![20, 50])
+    );
+    assert_eq!(p.plan_limits(1).max_registers, 125);
+}
+
+#[test]
+fn out_of_range_limits_are_errors() {
+    let d = tcp_dir();
+    write(
+        d.path(),
+        "comsrv/comsrv.yaml",
+        "channels:\n  - id: 1001\n    name: pcs\n    protocol: modbus_tcp\n    parameters: {host: a, max_registers_per_request: 200}\n",
+    );
+    let e = load_dir(d.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("max_registers_per_request 200 is outside 1-125"),
+        "{e}"
+    );
+}

@@ -1,0 +1,66 @@
+//! Every Redis key the firmware uses, in one place.
+//!
+//! The layout is the contract with every other service and with tools on site (`redis-cli`):
+//!
+//! | key | type | content |
+//! |-----|------|---------|
+//! | `comsrv:{ch}:T` / `:S` / `:C` / `:A` | hash | point_id -> value (`1234.000000`; signals `0`/`1`) |
+//! | `comsrv:{ch}:T:ts` (and `:S:ts`, ...) | hash | point_id -> epoch ms of the last good read |
+//! | `comsrv:{ch}:config:telemetry` (signal, control, adjustment) | hash | point_id -> JSON of the point row and its mapping |
+//! | `comsrv:{ch}:stats` | hash | `total_reads`, `total_errors`, `connection_errors`, `reconnect_count`, `timeouts`, `exceptions`, `last_poll_ms` |
+//! | `comsrv:{ch}:status` | hash | `connected`, `error_count`, `consecutive_errors`, `last_error`, `last_success_at`, `config_error`, ... |
+//! | `comsrv:channels` | set | ids of the channels the running comsrv serves |
+
+use voltage_core::PointType;
+
+pub fn values(channel: u32, kind: PointType) -> String {
+    format!("comsrv:{channel}:{}", kind.letter())
+}
+
+pub fn timestamps(channel: u32, kind: PointType) -> String {
+    format!("comsrv:{channel}:{}:ts", kind.letter())
+}
+
+pub fn point_config(channel: u32, kind: PointType) -> String {
+    format!("comsrv:{channel}:config:{}", kind.name())
+}
+
+pub fn stats(channel: u32) -> String {
+    format!("comsrv:{channel}:stats")
+}
+
+pub fn status(channel: u32) -> String {
+    format!("comsrv:{channel}:status")
+}
+
+pub const CHANNELS: &str = "comsrv:channels";
+
+/// All keys that belong to one channel (for removal of a channel from the config).
+pub fn channel_keys(channel: u32) -> Vec<String> {
+    let mut k = vec![stats(channel), status(channel)];
+    for t in PointType::ALL {
+        k.push(values(channel, t));
+        k.push(timestamps(channel, t));
+        k.push(point_config(channel, t));
+    }
+    k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_the_seed_layout() {
+        assert_eq!(values(1001, PointType::Telemetry), "comsrv:1001:T");
+        assert_eq!(values(7, PointType::Adjustment), "comsrv:7:A");
+        assert_eq!(
+            point_config(1001, PointType::Telemetry),
+            "comsrv:1001:config:telemetry"
+        );
+        assert_eq!(stats(1), "comsrv:1:stats");
+        assert_eq!(status(1), "comsrv:1:status");
+        assert_eq!(timestamps(2, PointType::Signal), "comsrv:2:S:ts");
+        assert_eq!(channel_keys(3).len(), 14);
+    }
+}

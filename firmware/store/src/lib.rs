@@ -1,0 +1,287 @@
+//! The store: the only code that knows Redis key strings and talks to Redis.
+//!
+//! Services never build keys or commands themselves; they hand typed updates to [`Store`], which
+//! turns one poll into one atomic pipeline (values, timestamps, counters and status together), so
+//! a reader never sees a value without its timestamp or counters from half a poll. The connection
+//! is a [`redis::aio::ConnectionManager`], which reconnects by itself after a Redis restart; a
+//! write that fails while Redis is away returns an error and the caller keeps polling.
+
+pub mod functions;
+pub mod keys;
+
+pub use functions::FunctionsState;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::time::Duration;
+use voltage_core::config::Channel;
+use voltage_core::points::Point;
+use voltage_core::PointType;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("loading Redis function library {library}: {message}")]
+    Functions { library: String, message: String },
+    #[error("encoding {what}: {message}")]
+    Encode { what: String, message: String },
+}
+
+impl StoreError {
+    /// Whether the error means Redis is unreachable (as opposed to a bad command).
+    pub fn is_connection(&self) -> bool {
+        match self {
+            StoreError::Redis(e) => {
+                e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.is_timeout()
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A handle to Redis; cheap to clone, shared by every task.
+#[derive(Clone)]
+pub struct Store {
+    conn: ConnectionManager,
+}
+
+/// Counter increments of one poll for `comsrv:{ch}:stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatsDelta {
+    pub total_reads: u64,
+    pub total_errors: u64,
+    pub connection_errors: u64,
+    pub reconnect_count: u64,
+    pub timeouts: u64,
+    pub exceptions: u64,
+}
+
+impl StatsDelta {
+    fn fields(&self) -> [(&'static str, u64); 6] {
+        [
+            ("total_reads", self.total_reads),
+            ("total_errors", self.total_errors),
+            ("connection_errors", self.connection_errors),
+            ("reconnect_count", self.reconnect_count),
+            ("timeouts", self.timeouts),
+            ("exceptions", self.exceptions),
+        ]
+    }
+}
+
+/// Channel status fields written after a poll.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StatusUpdate {
+    pub connected: bool,
+    /// Errors of this poll, added to the cumulative `error_count`.
+    pub new_errors: u64,
+    pub consecutive_errors: u64,
+    /// `None` leaves the previous `last_error` in place.
+    pub last_error: Option<String>,
+    /// Epoch ms of this poll when it read anything successfully.
+    pub success_at_ms: Option<u64>,
+    /// Slaves currently backed off, e.g. `"2,5"` (empty when none).
+    pub offline_slaves: String,
+}
+
+/// One poll's worth of writes for one channel.
+#[derive(Debug, Clone, Default)]
+pub struct PollBatch {
+    /// `(type, point_id, formatted value)`.
+    pub values: Vec<(PointType, u32, String)>,
+    pub at_ms: u64,
+    pub poll_ms: u64,
+    pub stats: StatsDelta,
+    pub status: StatusUpdate,
+}
+
+impl Store {
+    /// Connects to `url` once; fails when Redis does not answer within `timeout`. After that the
+    /// handle reconnects by itself.
+    pub async fn connect(url: &str, timeout: Duration) -> Result<Store, StoreError> {
+        let client = redis::Client::open(url)?;
+        let cfg = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(2));
+        let conn = ConnectionManager::new_with_config(client, cfg).await?;
+        Ok(Store { conn })
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        redis::cmd("PING").query_async::<String>(&mut c).await?;
+        Ok(())
+    }
+
+    /// Writes one poll atomically: values, their timestamps, stats and status.
+    pub async fn write_poll(&self, channel: u32, b: &PollBatch) -> Result<(), StoreError> {
+        let mut p = redis::pipe();
+        p.atomic();
+        for kind in PointType::ALL {
+            let vals: Vec<(u32, &str)> = b
+                .values
+                .iter()
+                .filter(|(k, _, _)| *k == kind)
+                .map(|(_, id, v)| (*id, v.as_str()))
+                .collect();
+            if vals.is_empty() {
+                continue;
+            }
+            p.hset_multiple(keys::values(channel, kind), &vals).ignore();
+            let ts: Vec<(u32, u64)> = vals.iter().map(|(id, _)| (*id, b.at_ms)).collect();
+            p.hset_multiple(keys::timestamps(channel, kind), &ts)
+                .ignore();
+        }
+        let stats = keys::stats(channel);
+        for (field, n) in b.stats.fields() {
+            if n > 0 {
+                p.hincr(&stats, field, n).ignore();
+            }
+        }
+        p.hset(&stats, "last_poll_ms", b.poll_ms).ignore();
+        let status = keys::status(channel);
+        let s = &b.status;
+        let mut fields: Vec<(&str, String)> = vec![
+            ("connected", if s.connected { "1" } else { "0" }.into()),
+            ("consecutive_errors", s.consecutive_errors.to_string()),
+            ("offline_slaves", s.offline_slaves.clone()),
+        ];
+        if let Some(e) = &s.last_error {
+            fields.push(("last_error", e.clone()));
+        }
+        if let Some(t) = s.success_at_ms {
+            fields.push(("last_success_at", t.to_string()));
+        }
+        p.hset_multiple(&status, &fields).ignore();
+        p.hincr(&status, "error_count", s.new_errors).ignore();
+        let mut c = self.conn.clone();
+        p.query_async::<()>(&mut c).await?;
+        Ok(())
+    }
+
+    /// Publishes a channel's configuration: replaces its `:config:*` hashes, registers it in
+    /// `comsrv:channels` and resets its status to the given connection state and config error.
+    pub async fn publish_channel(
+        &self,
+        ch: &Channel,
+        config_error: &str,
+    ) -> Result<(), StoreError> {
+        let id = ch.id();
+        let mut p = redis::pipe();
+        p.atomic();
+        for kind in PointType::ALL {
+            let key = keys::point_config(id, kind);
+            p.del(&key).ignore();
+            let rows = point_rows(&ch.points, kind)?;
+            if !rows.is_empty() {
+                p.hset_multiple(&key, &rows).ignore();
+            }
+            // Values of points that left the table must not linger as if they were live.
+            let ids: Vec<u32> = ch
+                .points
+                .iter()
+                .filter(|pt| pt.kind == kind)
+                .map(|pt| pt.def.point_id)
+                .collect();
+            prune_script(
+                &mut p,
+                &keys::values(id, kind),
+                &keys::timestamps(id, kind),
+                &ids,
+            );
+        }
+        p.sadd(keys::CHANNELS, id).ignore();
+        let status = keys::status(id);
+        p.hset_multiple(
+            &status,
+            &[
+                ("name", ch.config.name.as_str()),
+                ("protocol", ch.config.protocol.as_str()),
+                ("config_error", config_error),
+            ],
+        )
+        .ignore();
+        p.hset_nx(&status, "error_count", 0).ignore();
+        let stats = keys::stats(id);
+        for (field, _) in StatsDelta::default().fields() {
+            p.hset_nx(&stats, field, 0).ignore();
+        }
+        p.hset_nx(&status, "connected", 0).ignore();
+        let mut c = self.conn.clone();
+        p.query_async::<()>(&mut c).await?;
+        Ok(())
+    }
+
+    /// Records a configuration error on a channel's status without touching its data.
+    pub async fn set_config_error(&self, channel: u32, message: &str) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        redis::cmd("HSET")
+            .arg(keys::status(channel))
+            .arg("config_error")
+            .arg(message)
+            .query_async::<()>(&mut c)
+            .await?;
+        Ok(())
+    }
+
+    /// Removes every key of a channel that left the configuration.
+    pub async fn remove_channel(&self, channel: u32) -> Result<(), StoreError> {
+        let mut p = redis::pipe();
+        p.atomic();
+        p.del(keys::channel_keys(channel)).ignore();
+        p.srem(keys::CHANNELS, channel).ignore();
+        let mut c = self.conn.clone();
+        p.query_async::<()>(&mut c).await?;
+        Ok(())
+    }
+
+    /// Channel ids registered by the last comsrv run.
+    pub async fn registered_channels(&self) -> Result<Vec<u32>, StoreError> {
+        let mut c = self.conn.clone();
+        Ok(redis::cmd("SMEMBERS")
+            .arg(keys::CHANNELS)
+            .query_async(&mut c)
+            .await?)
+    }
+}
+
+/// Appends an HDEL of every field of `values`/`ts` that is not in `keep`, via a small EVAL so it
+/// stays inside the MULTI.
+fn prune_script(p: &mut redis::Pipeline, values: &str, ts: &str, keep: &[u32]) {
+    const LUA: &str = "local keep = {} for i = 1, #ARGV do keep[ARGV[i]] = true end \
+        for _, k in ipairs(KEYS) do for _, f in ipairs(redis.call('HKEYS', k)) do \
+        if not keep[f] then redis.call('HDEL', k, f) end end end return 0";
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(LUA).arg(2).arg(values).arg(ts);
+    for id in keep {
+        cmd.arg(*id);
+    }
+    p.add_command(cmd).ignore();
+}
+
+/// The JSON rows of `:config:{type}`: the point table row, numbers as numbers, plus its source.
+fn point_rows(points: &[Point], kind: PointType) -> Result<Vec<(u32, String)>, StoreError> {
+    points
+        .iter()
+        .filter(|p| p.kind == kind)
+        .map(|p| {
+            let mut v = serde_json::to_value(&p.def).map_err(|e| StoreError::Encode {
+                what: format!("point {}", p.def.point_id),
+                message: e.to_string(),
+            })?;
+            if let (Some(src), Some(obj)) = (&p.source, v.as_object_mut()) {
+                let s = serde_json::to_value(src).map_err(|e| StoreError::Encode {
+                    what: format!("mapping of point {}", p.def.point_id),
+                    message: e.to_string(),
+                })?;
+                obj.insert("mapping".into(), s);
+            }
+            Ok((p.def.point_id, v.to_string()))
+        })
+        .collect()
+}

@@ -1,0 +1,264 @@
+//! `voltage`: the VoltageEMS edge firmware daemon and its command line.
+//!
+//! This binary only wires things together: it parses the command line, loads the configuration,
+//! connects to Redis, loads the Redis Functions, starts the enabled services and turns SIGTERM /
+//! SIGINT into an orderly shutdown. Everything with behaviour lives in the library crates.
+
+mod plan;
+
+use anyhow::{bail, Context as _};
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use voltage_core::config::{self, Config};
+use voltage_store::{FunctionsState, Store};
+
+/// Services of the product; the ones this build runs are marked in `available`.
+const SERVICES: &[&str] = &[
+    "comsrv", "modsrv", "alarmsrv", "rulesrv", "hissrv", "gateway", "netsrv",
+];
+const AVAILABLE: &[&str] = &["comsrv"];
+
+#[derive(Parser)]
+#[command(name = "voltage", version, about = "VoltageEMS edge firmware")]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every enabled service until SIGTERM or SIGINT.
+    Run {
+        /// Configuration directory (voltage.yaml, comsrv/...).
+        #[arg(long, env = "VOLTAGE_CONFIG")]
+        config: PathBuf,
+        /// Run only these services (comma separated), e.g. `--only comsrv`.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+    },
+    /// Validate a configuration directory and list every problem with file:line:column.
+    CheckConfig { dir: PathBuf },
+    /// Print the Modbus read plan: per channel and slave the requests, registers and bytes.
+    Plan { dir: PathBuf },
+    /// Load the Redis Functions libraries into Redis.
+    LoadFunctions {
+        /// Configuration directory to take `redis.url` from (REDIS_URL wins).
+        #[arg(long, env = "VOLTAGE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Redis URL (overrides the configuration).
+        #[arg(long)]
+        redis_url: Option<String>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log_format);
+    let result = match cli.command {
+        Command::CheckConfig { dir } => check_config(&dir),
+        Command::Plan { dir } => load(&dir).map(|c| print!("{}", plan::render(&c))),
+        Command::Run { config, only } => runtime().and_then(|rt| rt.block_on(run(&config, &only))),
+        Command::LoadFunctions { config, redis_url } => {
+            runtime().and_then(|rt| rt.block_on(load_functions(config.as_deref(), redis_url)))
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn load(dir: &Path) -> anyhow::Result<Config> {
+    config::load_dir(dir)
+        .map_err(|e| anyhow::anyhow!("{} problem(s) in {}:\n{e}", e.0.len(), dir.display()))
+}
+
+fn check_config(dir: &Path) -> anyhow::Result<()> {
+    let c = load(dir)?;
+    for w in &c.warnings {
+        println!("warning: {w}");
+    }
+    let points: usize = c.channels.iter().map(|c| c.points.len()).sum();
+    println!(
+        "{}: OK ({} channels, {} points, {} warnings)",
+        dir.display(),
+        c.channels.len(),
+        points,
+        c.warnings.len()
+    );
+    Ok(())
+}
+
+fn redis_url(c: &Config) -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| c.voltage.redis.url.clone())
+}
+
+/// Connects to Redis, retrying with backoff until it answers or shutdown is requested.
+async fn connect_redis(url: &str, stop: &mut comsrv::Shutdown) -> Option<Store> {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match Store::connect(url, Duration::from_secs(2)).await {
+            Ok(s) => return Some(s),
+            Err(e) => {
+                tracing::warn!(%url, error = %e, retry_ms = delay.as_millis() as u64, "redis not reachable")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.wait() => return None,
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn ensure_functions(store: &Store) {
+    match store.ensure_functions().await {
+        Ok(FunctionsState::Current) => {}
+        Ok(FunctionsState::Loaded { previous }) => {
+            tracing::info!(
+                ?previous,
+                version = voltage_store::functions::expected_version(),
+                "redis functions loaded"
+            )
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot load redis functions"),
+    }
+}
+
+async fn run(dir: &Path, only: &[String]) -> anyhow::Result<()> {
+    for s in only {
+        if !SERVICES.contains(&s.as_str()) {
+            bail!(
+                "--only: unknown service {s:?}; services are {}",
+                SERVICES.join(", ")
+            );
+        }
+        if !AVAILABLE.contains(&s.as_str()) {
+            bail!(
+                "--only: {s} is not available in this firmware build (available: {})",
+                AVAILABLE.join(", ")
+            );
+        }
+    }
+    let cfg = load(dir)?;
+    let (stop_tx, stop) = comsrv::Shutdown::new();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested");
+        let _ = stop_tx.send(true);
+    });
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|s| s == name);
+    for (name, svc) in cfg.voltage.services.all() {
+        if svc.enabled && wanted(name) && !AVAILABLE.contains(&name) {
+            tracing::info!(
+                service = name,
+                "not available in this firmware build; skipped"
+            );
+        }
+    }
+    let url = redis_url(&cfg);
+    let mut s = stop.clone();
+    let Some(store) = connect_redis(&url, &mut s).await else {
+        return Ok(());
+    };
+    tracing::info!(%url, "connected to redis");
+    ensure_functions(&store).await;
+    // Redis may restart without persistence: check the functions are still there.
+    let watch_store = store.clone();
+    let mut s = stop.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(5)) => ensure_functions(&watch_store).await,
+                _ = s.wait() => break,
+            }
+        }
+    });
+    let svc = &cfg.voltage.services.comsrv;
+    let mut running = Vec::new();
+    if svc.enabled && wanted("comsrv") {
+        let addr: SocketAddr = format!("{}:{}", svc.bind, svc.port)
+            .parse()
+            .with_context(|| {
+                format!(
+                    "services.comsrv: bind {:?} port {} is not an address",
+                    svc.bind, svc.port
+                )
+            })?;
+        let r = comsrv::start(cfg.clone(), store.clone(), addr, stop.clone()).await?;
+        tracing::info!(addr = %r.local_addr(), channels = cfg.channels.len(), "comsrv running");
+        running.push(r);
+    }
+    if running.is_empty() {
+        tracing::warn!("no service to run");
+    }
+    for r in running {
+        r.join().await;
+    }
+    tracing::info!("voltage stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+async fn load_functions(dir: Option<&Path>, url: Option<String>) -> anyhow::Result<()> {
+    let url = match (url, dir) {
+        (Some(u), _) => u,
+        (None, Some(d)) => redis_url(&load(d)?),
+        (None, None) => {
+            std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+        }
+    };
+    let store = Store::connect(&url, Duration::from_secs(3))
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    store.load_functions().await?;
+    let v = store.functions_version().await?;
+    println!(
+        "loaded {} librar{} into {url} (version {})",
+        voltage_store::functions::LIBRARIES.len(),
+        if voltage_store::functions::LIBRARIES.len() == 1 {
+            "y"
+        } else {
+            "ies"
+        },
+        v.unwrap_or_default()
+    );
+    Ok(())
+}

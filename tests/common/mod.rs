@@ -1,0 +1,203 @@
+//! Shared harness of the integration suites: an isolated `redis-server` per test binary (each
+//! test gets its own database of it), configuration directories in temp dirs, comsrv started
+//! in-process on an ephemeral port, a TCP proxy that can cut and restore a link, the pymodbus
+//! peer, and polling helpers. Nothing listens on a fixed port, so suites run in parallel.
+
+pub mod peers;
+pub mod proxy;
+pub mod redis_server;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use voltage_store::Store;
+
+pub use proxy::NetworkProxy;
+pub use redis_server::RedisServer;
+
+/// One test's world: its Redis database and its configuration directory.
+pub struct TestEnv {
+    pub redis_url: String,
+    pub dir: tempfile::TempDir,
+    client: redis::Client,
+}
+
+impl TestEnv {
+    pub async fn new() -> TestEnv {
+        Self::on(RedisServer::shared())
+    }
+
+    /// A test environment on a given server (e.g. a dedicated one the test may kill).
+    pub fn on(server: &RedisServer) -> TestEnv {
+        let redis_url = server.fresh_db_url();
+        let client = redis::Client::open(redis_url.as_str()).expect("redis url");
+        TestEnv {
+            redis_url,
+            dir: tempfile::tempdir().expect("temp dir"),
+            client,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `text` to `rel` inside the configuration directory.
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write config file");
+    }
+
+    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        self.client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis connection")
+    }
+
+    pub async fn hget(&self, key: &str, field: &str) -> Option<String> {
+        let mut c = self.redis().await;
+        redis::cmd("HGET")
+            .arg(key)
+            .arg(field)
+            .query_async(&mut c)
+            .await
+            .expect("HGET")
+    }
+
+    pub async fn hget_f64(&self, key: &str, field: &str) -> Option<f64> {
+        self.hget(key, field).await.map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{key} {field} = {v:?} is not a number"))
+        })
+    }
+
+    pub async fn hget_i64(&self, key: &str, field: &str) -> i64 {
+        self.hget(key, field)
+            .await
+            .map(|v| v.parse().expect("integer"))
+            .unwrap_or(0)
+    }
+
+    pub async fn hlen(&self, key: &str) -> i64 {
+        let mut c = self.redis().await;
+        redis::cmd("HLEN")
+            .arg(key)
+            .query_async(&mut c)
+            .await
+            .expect("HLEN")
+    }
+
+    /// Loads the directory and starts comsrv on an ephemeral port.
+    pub async fn start_comsrv(&self) -> comsrv::Running {
+        let cfg = voltage_core::config::load_dir(self.path())
+            .unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
+        let store = Store::connect(&self.redis_url, Duration::from_secs(2))
+            .await
+            .expect("store");
+        let (_tx, shutdown) = comsrv::Shutdown::new(); // the test stops it with Running::stop
+        comsrv::start(cfg, store, "127.0.0.1:0".parse().unwrap(), shutdown)
+            .await
+            .expect("comsrv starts")
+    }
+
+    /// Waits until `HGET key field` equals `want` (as text), or panics after `timeout` with the
+    /// last value seen.
+    pub async fn wait_value(&self, key: &str, field: &str, want: &str, timeout: Duration) {
+        let mut last = None;
+        let ok = wait_until(
+            timeout,
+            || {
+                let k = key.to_string();
+                let f = field.to_string();
+                async move { self.hget(&k, &f).await }
+            },
+            |v| {
+                last = v.clone();
+                v.as_deref() == Some(want)
+            },
+        )
+        .await;
+        assert!(
+            ok,
+            "{key} {field}: wanted {want:?} within {timeout:?}, last saw {last:?}"
+        );
+    }
+}
+
+/// Polls `probe` every 50 ms until `check` accepts its output or `timeout` passes.
+pub async fn wait_until<T, F, Fut>(
+    timeout: Duration,
+    mut probe: F,
+    mut check: impl FnMut(&T) -> bool,
+) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = T>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        let v = probe().await;
+        if check(&v) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A channel entry for comsrv.yaml pointing at `addr`.
+pub fn tcp_channel(id: u32, addr: SocketAddr, extra: &str) -> String {
+    format!(
+        "  - id: {id}\n    name: ch{id}\n    protocol: modbus_tcp\n    parameters:\n      host: {}\n      port: {}\n      poll_interval_ms: 100\n      timeout_ms: 300\n      reconnect_initial_ms: 100\n      reconnect_max_ms: 500\n{extra}",
+        addr.ip(),
+        addr.port()
+    )
+}
+
+pub const MODBUS_MAPPING_HEADER: &str =
+    "point_id,slave_id,function_code,register_address,data_type,byte_order,bit_position\n";
+
+/// Minimal HTTP/1.1 GET: returns status code and body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect http");
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .expect("write request");
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.expect("read response");
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
+/// Path of a workspace binary built next to the test executable (`scripts/test` builds them
+/// with `cargo build --workspace --bins` before the suites run).
+pub fn workspace_bin(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let p = dir.join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first (scripts/test does)",
+        p.display()
+    );
+    p
+}

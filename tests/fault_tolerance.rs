@@ -1,0 +1,1 @@
+//! Fault tolerance (seed section 5): network interruptions and Redis restarts.
