@@ -87,9 +87,12 @@ impl Supervisor {
         let dir = config.dir.clone();
         self.apply(config).await;
         let mut stop = self.stop.clone();
+        let mut run_id = self.store.server_run_id().await.ok();
+        let mut redis_check = tokio::time::interval(Duration::from_secs(2));
         loop {
             tokio::select! {
                 _ = stop.wait() => break,
+                _ = redis_check.tick() => self.republish_after_redis_restart(&mut run_id).await,
                 _ = async { match watcher.as_mut() { Some(w) => w.changed().await, None => std::future::pending().await } } => {
                     self.reload(&dir).await;
                 }
@@ -99,6 +102,33 @@ impl Supervisor {
             let _ = ch.stop.send(true);
             let _ = ch.task.await;
         }
+    }
+
+    /// A Redis that restarted without persistence has lost the channels' configuration hashes:
+    /// publish them again (values come back with the next poll).
+    async fn republish_after_redis_restart(&mut self, known: &mut Option<String>) {
+        let Ok(now) = self.store.server_run_id().await else {
+            return;
+        };
+        if known.as_deref() == Some(now.as_str()) {
+            return;
+        }
+        if known.is_some() {
+            tracing::warn!("redis restarted: publishing channel configuration again");
+            let err = self
+                .config_error
+                .lock()
+                .expect("lock")
+                .clone()
+                .unwrap_or_default();
+            for ch in self.running.values() {
+                if let Err(e) = self.store.publish_channel(&ch.channel, &err).await {
+                    tracing::warn!(channel = ch.channel.id(), error = %e, "cannot republish channel");
+                    return; // try again at the next check
+                }
+            }
+        }
+        *known = Some(now);
     }
 
     async fn reload(&mut self, dir: &std::path::Path) {

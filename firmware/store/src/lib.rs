@@ -118,6 +118,19 @@ impl Store {
         Ok(())
     }
 
+    /// The Redis server's `run_id`, which changes whenever Redis restarts (and, without
+    /// persistence, has lost everything that was published to it).
+    pub async fn server_run_id(&self) -> Result<String, StoreError> {
+        let mut c = self.conn.clone();
+        let info: String = redis::cmd("INFO").arg("server").query_async(&mut c).await?;
+        Ok(info
+            .lines()
+            .find_map(|l| l.strip_prefix("run_id:"))
+            .unwrap_or("")
+            .trim()
+            .to_string())
+    }
+
     /// Writes one poll atomically: values, their timestamps, stats and status.
     pub async fn write_poll(&self, channel: u32, b: &PollBatch) -> Result<(), StoreError> {
         let mut p = redis::pipe();
