@@ -48,7 +48,8 @@ async fn tc_config_001_csv_hot_reload() {
             |n| *n == 3
         )
         .await,
-        "reload not seen within 2 s"
+        "reload not seen within 2 s: config_error {:?}",
+        env.hget("comsrv:1001:status", "config_error").await
     );
     eprintln!("reload applied after {:?}", started.elapsed());
     let flow: serde_json::Value =
@@ -185,12 +186,16 @@ fn example_config() -> std::path::PathBuf {
 fn check_config_and_plan_accept_the_example_config() {
     let (ok, out, err) = run_voltage(&["check-config"], &example_config());
     assert!(ok, "{out}{err}");
-    assert!(out.contains("OK (2 channels"), "{out}");
+    assert!(out.contains("OK (3 channels"), "{out}");
     let (ok, out, err) = run_voltage(&["plan"], &example_config());
     assert!(ok, "{err}");
     assert!(out.contains("FC03  0..=10"), "{out}");
     assert!(
-        out.contains("total: 4 requests for 9 points per poll"),
+        out.contains("line /tmp/voltage-demo/rs485-1 (9600 8N1): channels [1003]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("total: 5 requests for 12 points per poll"),
         "{out}"
     );
 }

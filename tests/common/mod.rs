@@ -6,6 +6,7 @@
 pub mod peers;
 pub mod proxy;
 pub mod redis_server;
+pub mod serial;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use voltage_store::Store;
 
 pub use proxy::NetworkProxy;
 pub use redis_server::RedisServer;
+pub use serial::PtyPair;
 
 /// One test's world: its Redis database and its configuration directory.
 pub struct TestEnv {
@@ -30,6 +32,14 @@ impl TestEnv {
 
     /// A test environment on a given server (e.g. a dedicated one the test may kill).
     pub fn on(server: &RedisServer) -> TestEnv {
+        // Logs of the services under test, shown for failing tests (RUST_LOG=debug for more).
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "warn".into()),
+            )
+            .with_test_writer()
+            .try_init();
         let redis_url = server.fresh_db_url();
         let client = redis::Client::open(redis_url.as_str()).expect("redis url");
         TestEnv {
@@ -200,4 +210,30 @@ pub fn workspace_bin(name: &str) -> std::path::PathBuf {
         p.display()
     );
     p
+}
+
+/// Minimal HTTP/1.1 POST of a JSON body: returns status code and body.
+pub async fn http_post(addr: SocketAddr, path: &str, json: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect http");
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+        json.len()
+    );
+    s.write_all(req.as_bytes()).await.expect("write request");
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.expect("read response");
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
 }

@@ -28,6 +28,12 @@ impl PymodbusServer {
             .expect("pymodbus server announces its port within 20 s")
             .expect("read stdout")
             .expect("pymodbus server exited early (is pymodbus<4 installed?)");
+        if line.trim() == "SERIAL READY" {
+            return PymodbusServer {
+                port: 0,
+                _child: child,
+            };
+        }
         let port = line
             .strip_prefix("PORT ")
             .and_then(|p| p.trim().parse().ok())

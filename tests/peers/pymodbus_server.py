@@ -2,6 +2,8 @@
 """A Modbus TCP slave from pymodbus (a peer the firmware did not write), for conformance tests.
 
 Usage: pymodbus_server.py SPEC_JSON
+With "serial": {"port": "/dev/pts/N", "baudrate": 9600} it is an RTU slave on that serial
+device instead, and prints "SERIAL READY".
 SPEC_JSON: {"units": {"1": {"hr": {"0": [1, 2]}, "ir": {...}, "co": {"0": [1, 0]}, "di": {...}}},
             "sparse": false}
 Keys of each table are start addresses (wire addresses, 0-based); values are lists of registers
@@ -15,7 +17,7 @@ import sys
 
 import pymodbus
 from pymodbus.datastore import ModbusSequentialDataBlock, ModbusServerContext, ModbusSparseDataBlock
-from pymodbus.server import StartAsyncTcpServer
+from pymodbus.server import StartAsyncSerialServer, StartAsyncTcpServer
 
 from pymodbus.datastore import ModbusSlaveContext
 
@@ -66,6 +68,18 @@ async def main():
         kw = {t: block(tables.get(t, {}), sparse) for t in ("di", "co", "hr", "ir")}
         devices[int(unit)] = ModbusSlaveContext(**kw)
     context = ModbusServerContext(slaves=devices, single=False)
+    serial = spec.get("serial")
+    if serial:
+        from pymodbus import FramerType
+
+        async def ready():
+            await asyncio.sleep(0.5)
+            print("SERIAL READY", flush=True)
+
+        asyncio.get_running_loop().create_task(ready())
+        await StartAsyncSerialServer(context=context, framer=FramerType.RTU, port=serial["port"],
+                                     baudrate=int(serial.get("baudrate", 9600)), bytesize=8, parity="N", stopbits=1)
+        return
     port = free_port()
     asyncio.get_running_loop().create_task(announce(port))
     await StartAsyncTcpServer(context=context, address=("127.0.0.1", port))

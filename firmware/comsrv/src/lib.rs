@@ -10,9 +10,11 @@
 //! Lifecycle: [`start`] returns a [`Running`] handle; [`Running::stop`] (or dropping the shutdown
 //! sender in the daemon on SIGTERM) stops every task, waiting for in-flight polls to end.
 
+mod commands;
 mod http;
-mod modbus_tcp;
-pub use modbus_tcp::read_plan;
+mod modbus;
+pub use modbus::read_plan;
+pub use modbus::write::{WriteOutcome, WriteStatus};
 mod poll;
 mod supervisor;
 mod virt;
@@ -109,10 +111,13 @@ pub async fn start(
         shutdown.wait().await;
         let _ = stop_on_external.send(true);
     });
+    let router = sup.router();
+    let commands = tokio::spawn(commands::run(store.clone(), router.clone(), stop.clone()));
     let http = http::serve(
         listener,
         store,
         sup.status_view(),
+        router,
         local_addr.port(),
         stop.clone(),
     );
@@ -120,6 +125,7 @@ pub async fn start(
         let http = tokio::spawn(http);
         sup.run(config, watcher).await;
         let _ = http.await;
+        let _ = commands.await;
         tracing::info!("comsrv stopped");
     });
     Ok(Running {

@@ -5,11 +5,16 @@
 //! keys are removed, so no reader mistakes its frozen values for live ones. A reload that fails
 //! validation changes nothing but the reported `config_error`.
 
+use crate::modbus::line::LineHandle;
+use crate::modbus::link::Link;
+use crate::modbus::write::{WriteOutcome, WriteRequest, WriteStatus};
 use crate::watch::ConfigWatcher;
-use crate::{modbus_tcp, virt, Shutdown};
+use crate::{modbus, virt, Shutdown};
 use std::collections::BTreeMap;
+use std::sync::Weak;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use voltage_core::config::{self, Channel, Config, Protocol};
@@ -54,6 +59,45 @@ impl StatusView {
     }
 }
 
+/// Routes write requests (from HTTP and the Redis command queue) to the channel tasks.
+#[derive(Clone, Default)]
+pub struct WriteRouter(Arc<Mutex<BTreeMap<u32, mpsc::Sender<WriteRequest>>>>);
+
+impl WriteRouter {
+    /// Sends `req` to its channel, or answers it at once when the channel cannot take writes.
+    pub async fn route(&self, channel: u32, req: WriteRequest) {
+        let tx = self.0.lock().expect("router lock").get(&channel).cloned();
+        match tx {
+            Some(tx) => {
+                if let Err(mpsc::error::SendError(req)) = tx.send(req).await {
+                    let o = WriteOutcome::rejected(
+                        channel,
+                        req.kind,
+                        req.point_id,
+                        req.value,
+                        &req.requested_by,
+                        WriteStatus::NotFound,
+                        format!("channel {channel} is restarting"),
+                    );
+                    let _ = req.reply.send(o);
+                }
+            }
+            None => {
+                let o = WriteOutcome::rejected(
+                    channel,
+                    req.kind,
+                    req.point_id,
+                    req.value,
+                    &req.requested_by,
+                    WriteStatus::NotFound,
+                    format!("no running Modbus channel {channel}"),
+                );
+                let _ = req.reply.send(o);
+            }
+        }
+    }
+}
+
 struct RunningChannel {
     channel: Channel,
     stop: watch::Sender<bool>,
@@ -66,6 +110,8 @@ pub struct Supervisor {
     view: StatusView,
     running: BTreeMap<u32, RunningChannel>,
     config_error: Arc<Mutex<Option<String>>>,
+    router: WriteRouter,
+    lines: BTreeMap<String, Weak<LineHandle>>,
 }
 
 impl Supervisor {
@@ -76,7 +122,26 @@ impl Supervisor {
             view: StatusView::default(),
             running: BTreeMap::new(),
             config_error: Arc::default(),
+            router: WriteRouter::default(),
+            lines: BTreeMap::new(),
         }
+    }
+
+    pub fn router(&self) -> WriteRouter {
+        self.router.clone()
+    }
+
+    /// The shared line of `ch`'s serial device, started on first use.
+    fn line_for(&mut self, ch: &Channel) -> Option<Arc<LineHandle>> {
+        let s = ch.serial.clone()?;
+        if let Some(l) = self.lines.get(&s.device).and_then(Weak::upgrade) {
+            if l.settings == s {
+                return Some(l);
+            }
+        }
+        let l = Arc::new(LineHandle::start(s.clone(), self.store.clone()));
+        self.lines.insert(s.device, Arc::downgrade(&l));
+        Some(l)
     }
 
     pub fn status_view(&self) -> (StatusView, Arc<Mutex<Option<String>>>) {
@@ -175,6 +240,7 @@ impl Supervisor {
                 continue;
             }
             let old = self.running.remove(&id).expect("listed");
+            self.router.0.lock().expect("router lock").remove(&id);
             let _ = old.stop.send(true);
             let _ = old.task.await;
             if !wanted.contains_key(&id) {
@@ -199,8 +265,22 @@ impl Supervisor {
             }
             self.view.register(&ch);
             let (tx, rx) = watch::channel(false);
+            let link = match ch.config.protocol {
+                Protocol::ModbusTcp => Some(Link::Tcp {
+                    addr: ch.config.tcp_address(),
+                    ctx: None,
+                }),
+                Protocol::ModbusRtu => self.line_for(&ch).map(|line| Link::Rtu { line }),
+                Protocol::Virtual => None,
+            };
+            let writes = link.as_ref().map(|_| {
+                let (wtx, wrx) = mpsc::channel(16);
+                self.router.0.lock().expect("router lock").insert(id, wtx);
+                wrx
+            });
             let task = tokio::spawn(channel_task(
                 ch.clone(),
+                link.zip(writes),
                 self.store.clone(),
                 self.view.clone(),
                 Shutdown(rx),
@@ -218,7 +298,13 @@ impl Supervisor {
 }
 
 /// Publishes the channel's configuration (retrying while Redis is away), then runs its loop.
-async fn channel_task(ch: Channel, store: Store, view: StatusView, mut stop: Shutdown) {
+async fn channel_task(
+    ch: Channel,
+    modbus: Option<(Link, mpsc::Receiver<WriteRequest>)>,
+    store: Store,
+    view: StatusView,
+    mut stop: Shutdown,
+) {
     let mut delay = Duration::from_millis(200);
     loop {
         match store.publish_channel(&ch, "").await {
@@ -233,14 +319,8 @@ async fn channel_task(ch: Channel, store: Store, view: StatusView, mut stop: Shu
             }
         }
     }
-    match ch.config.protocol {
-        Protocol::ModbusTcp => modbus_tcp::run(ch, store, view, stop).await,
-        Protocol::Virtual => virt::run(ch, store, view, stop).await,
-        Protocol::ModbusRtu => {
-            tracing::error!(
-                channel = ch.id(),
-                "modbus_rtu is not available in this firmware build"
-            );
-        }
+    match modbus {
+        Some((link, writes)) => modbus::run(ch, link, store, view, stop, writes).await,
+        None => virt::run(ch, store, view, stop).await,
     }
 }

@@ -1,5 +1,9 @@
 //! Watching the configuration directory (inotify through `notify`) with a debounce, so that an
 //! editor's save (often several events: truncate, write, rename) triggers one reload.
+//!
+//! The debounce runs in its own task and hands out settled changes through a channel, so
+//! [`ConfigWatcher::changed`] is cancel-safe: the supervisor selects on it together with other
+//! timers, and a cancelled wait must not swallow an edit.
 
 use crate::ComsrvError;
 use notify::{RecursiveMode, Watcher};
@@ -12,7 +16,14 @@ const DEBOUNCE: Duration = Duration::from_millis(300);
 
 pub struct ConfigWatcher {
     _watcher: notify::RecommendedWatcher,
-    events: mpsc::UnboundedReceiver<()>,
+    settled: mpsc::Receiver<()>,
+    debounce: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ConfigWatcher {
+    fn drop(&mut self) {
+        self.debounce.abort();
+    }
 }
 
 impl ConfigWatcher {
@@ -31,22 +42,33 @@ impl ConfigWatcher {
         })
         .map_err(err)?;
         watcher.watch(dir, RecursiveMode::Recursive).map_err(err)?;
+        let (tx, settled) = mpsc::channel(1);
+        let debounce = tokio::spawn(debounce(events, tx));
         Ok(ConfigWatcher {
             _watcher: watcher,
-            events,
+            settled,
+            debounce,
         })
     }
 
-    /// Resolves after a burst of changes has settled.
+    /// Resolves after a burst of changes has settled. Cancel-safe.
     pub async fn changed(&mut self) {
-        if self.events.recv().await.is_none() {
+        if self.settled.recv().await.is_none() {
             std::future::pending::<()>().await;
         }
+    }
+}
+
+async fn debounce(mut events: mpsc::UnboundedReceiver<()>, settled: mpsc::Sender<()>) {
+    while events.recv().await.is_some() {
         loop {
-            match tokio::time::timeout(DEBOUNCE, self.events.recv()).await {
+            match tokio::time::timeout(DEBOUNCE, events.recv()).await {
                 Ok(Some(())) => continue,
-                Ok(None) | Err(_) => return,
+                Ok(None) => return,
+                Err(_) => break,
             }
         }
+        // A full channel already holds a pending change: nothing is lost by coalescing.
+        let _ = settled.try_send(());
     }
 }

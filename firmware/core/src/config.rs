@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 mod channel;
+mod serial;
 pub use channel::*;
+pub use serial::*;
 
 /// `voltage.yaml`: what the daemon connects to and which services it runs.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -21,6 +23,9 @@ pub use channel::*;
 pub struct VoltageConfig {
     pub redis: RedisConfig,
     pub services: Services,
+    /// Board file that maps logical serial port names (`rs485-1`) to devices, relative to the
+    /// configuration directory, e.g. `../board-configs/imx8mm-edge.toml`.
+    pub board: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -120,6 +125,8 @@ pub struct ComsrvFile {
 pub struct Channel {
     pub config: ChannelConfig,
     pub points: Vec<Point>,
+    /// Resolved line settings of a `modbus_rtu` channel.
+    pub serial: Option<SerialSettings>,
 }
 
 impl Channel {
@@ -204,7 +211,22 @@ pub fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
             }
         },
     };
+    let board = voltage.board.as_ref().and_then(|b| {
+        let path = dir.join(b);
+        let file = path.display().to_string();
+        match std::fs::read_to_string(&path) {
+            Ok(t) => parse_board(&file, &t).map_err(|e| errors.push(e)).ok(),
+            Err(e) => {
+                errors.push(ConfigError::file(
+                    vpath.display(),
+                    format!("board: cannot read {file}: {e}"),
+                ));
+                None
+            }
+        }
+    });
     let mut channels = Vec::new();
+    let mut lines: BTreeMap<String, (u32, SerialSettings)> = BTreeMap::new();
     let mut ids: BTreeMap<u32, usize> = BTreeMap::new();
     for (index, cfg) in channel_cfgs.into_iter().enumerate() {
         let line = channel_line(&ctext, cfg.id, index);
@@ -225,6 +247,41 @@ pub fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
         if errors.len() > n {
             continue;
         }
+        let serial = match cfg.protocol {
+            Protocol::ModbusRtu => match resolve_serial(&cfg, board.as_ref()) {
+                Ok(s) => {
+                    if let Some((other, prev)) = lines.get(&s.device) {
+                        if *prev != s {
+                            errors.push(ConfigError::at(
+                                &cfile,
+                                line,
+                                1,
+                                format!(
+                                    "channel {} shares {} with channel {other} but with other line settings ({} vs {})",
+                                    cfg.id,
+                                    s.device,
+                                    s.describe(),
+                                    prev.describe()
+                                ),
+                            ));
+                        }
+                    } else if cfg.enabled {
+                        lines.insert(s.device.clone(), (cfg.id, s.clone()));
+                    }
+                    Some(s)
+                }
+                Err(m) => {
+                    errors.push(ConfigError::at(
+                        &cfile,
+                        line,
+                        1,
+                        format!("channel {} (modbus_rtu): {m}", cfg.id),
+                    ));
+                    None
+                }
+            },
+            _ => None,
+        };
         let points = load_points(dir, &cfg, &mut errors, &mut warnings);
         if cfg.enabled && points.iter().all(|p| p.source.is_none()) {
             warnings.push(format!(
@@ -235,6 +292,7 @@ pub fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
         channels.push(Channel {
             config: cfg,
             points,
+            serial,
         });
     }
     if errors.is_empty() {
@@ -248,6 +306,40 @@ pub fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
     } else {
         Err(ConfigErrors(errors))
     }
+}
+
+/// The line settings of an RTU channel: its parameters, with a logical port name resolved
+/// through the board (whose RS-485 settings apply unless the channel gives its own).
+fn resolve_serial(cfg: &ChannelConfig, board: Option<&Board>) -> Result<SerialSettings, String> {
+    let p = &cfg.parameters;
+    let name = p.device.clone().unwrap_or_default();
+    let (device, port_name, board_rs485) = if name.starts_with('/') {
+        (name, None, None)
+    } else {
+        let Some(board) = board else {
+            return Err(format!(
+                "parameters.device {name:?} is a port name, but voltage.yaml names no board (board: path/to/board.toml)"
+            ));
+        };
+        let Some(port) = board.ports.get(&name) else {
+            let known: Vec<&str> = board.ports.keys().map(String::as_str).collect();
+            return Err(format!(
+                "parameters.device {name:?} is not a port of board {:?}; its ports are: {}",
+                board.board,
+                known.join(", ")
+            ));
+        };
+        (port.device.clone(), Some(name), port.rs485.clone())
+    };
+    Ok(SerialSettings {
+        device,
+        port_name,
+        baud_rate: p.baud_rate.unwrap_or(9600),
+        data_bits: p.data_bits.unwrap_or(8),
+        parity: p.parity.unwrap_or(Parity::None),
+        stop_bits: p.stop_bits.unwrap_or(1),
+        rs485: p.rs485.clone().or(board_rs485),
+    })
 }
 
 /// Best-effort line of a channel entry in comsrv.yaml, for errors found after parsing.

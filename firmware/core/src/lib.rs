@@ -7,12 +7,14 @@
 //! `voltage check-config` and the running daemon share one parser and one set of error messages.
 
 pub mod codec;
+pub mod command;
 pub mod config;
 mod csvfile;
 pub mod error;
 pub mod health;
 pub mod plan;
 pub mod points;
+pub mod rtu;
 pub mod types;
 pub mod virt;
 

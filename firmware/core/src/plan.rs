@@ -99,6 +99,16 @@ impl ReadBlock {
         9 + self.payload_bytes()
     }
 
+    /// Bytes of the RTU request: slave, function, address, quantity, CRC.
+    pub fn rtu_request_bytes(&self) -> usize {
+        8
+    }
+
+    /// Bytes of the RTU response: slave, function, byte count, payload, CRC.
+    pub fn rtu_response_bytes(&self) -> usize {
+        5 + self.payload_bytes()
+    }
+
     /// Addresses of this block as `start..=end` text, e.g. `100..=124`.
     pub fn range(&self) -> String {
         format!(

@@ -23,6 +23,34 @@ pub struct PointDef {
     /// The engineering type as written in the table (`float`, `int`, `bool`, or a register type).
     pub data_type: String,
     pub description: String,
+    /// Control points: how a command is written.
+    #[serde(skip_serializing_if = "Option::is_none", flatten)]
+    pub control: Option<ControlSpec>,
+    /// Adjustment points: the range a setpoint must stay in.
+    #[serde(skip_serializing_if = "Option::is_none", flatten)]
+    pub limits: Option<Limits>,
+}
+
+/// `control.csv` columns beyond the signal ones.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ControlSpec {
+    /// `latching` (the value stays) or `momentary` (on, then off after `pulse_duration_ms`).
+    pub control_type: String,
+    /// Raw value written for "on" (a coil is on for any non-zero value).
+    pub on_value: f64,
+    pub off_value: f64,
+    pub pulse_duration_ms: u64,
+}
+
+/// `adjustment.csv` columns beyond the telemetry ones (engineering units).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Limits {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_value: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_value: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<f64>,
 }
 
 /// One row of a Modbus mapping: where the value is read.
@@ -102,13 +130,39 @@ const MODBUS_COLUMNS: &[&str] = &[
     "bit_position",
     "description",
 ];
+const CONTROL_COLUMNS: &[&str] = &[
+    "point_id",
+    "signal_name",
+    "reverse",
+    "data_type",
+    "description",
+    "control_type",
+    "on_value",
+    "off_value",
+    "pulse_duration_ms",
+];
+const ADJUSTMENT_COLUMNS: &[&str] = &[
+    "point_id",
+    "signal_name",
+    "scale",
+    "offset",
+    "unit",
+    "reverse",
+    "data_type",
+    "description",
+    "min_value",
+    "max_value",
+    "step",
+];
 const VIRTUAL_COLUMNS: &[&str] = &["point_id", "pattern", "params", "description"];
 const ENGINEERING_TYPES: &str = "float, double, int, uint, bool, or a register type";
 
 fn table_columns(kind: PointType) -> &'static [&'static str] {
     match kind {
-        PointType::Telemetry | PointType::Adjustment => TELEMETRY_COLUMNS,
-        PointType::Signal | PointType::Control => SIGNAL_COLUMNS,
+        PointType::Telemetry => TELEMETRY_COLUMNS,
+        PointType::Adjustment => ADJUSTMENT_COLUMNS,
+        PointType::Signal => SIGNAL_COLUMNS,
+        PointType::Control => CONTROL_COLUMNS,
     }
 }
 
@@ -158,6 +212,72 @@ pub fn parse_table(
                 "reverse: true is only meaningful for boolean points (signals, controls, bool telemetry)",
             ));
         }
+        let control = (kind == PointType::Control).then(|| {
+            let control_type = match row.get("control_type") {
+                None => "latching".to_string(),
+                Some(c) => match c.value.to_ascii_lowercase().as_str() {
+                    v @ ("latching" | "momentary") => v.to_string(),
+                    _ => {
+                        errors.push(ConfigError::at(
+                            file,
+                            c.line,
+                            c.column,
+                            format!("control_type: {:?} is not latching or momentary", c.value),
+                        ));
+                        "latching".to_string()
+                    }
+                },
+            };
+            let pulse = row.get("pulse_duration_ms").and_then(|c| {
+                csvfile::parse::<u64>(file, c, "pulse_duration_ms", "a duration in ms", errors)
+            });
+            if control_type == "momentary" && pulse.is_none() {
+                errors.push(ConfigError::at(
+                    file,
+                    row.line,
+                    1,
+                    "pulse_duration_ms is required for a momentary control",
+                ));
+            }
+            ControlSpec {
+                on_value: f64_or("on_value", 1.0, errors),
+                off_value: f64_or("off_value", 0.0, errors),
+                pulse_duration_ms: pulse.unwrap_or(0),
+                control_type,
+            }
+        });
+        let limits = (kind == PointType::Adjustment).then(|| {
+            let opt = |c: &str, errors: &mut Vec<ConfigError>| {
+                row.get(c).and_then(|cell| {
+                    csvfile::parse::<f64>(file, cell, c, "a number", errors)
+                        .filter(|v| v.is_finite())
+                })
+            };
+            let l = Limits {
+                min_value: opt("min_value", errors),
+                max_value: opt("max_value", errors),
+                step: opt("step", errors),
+            };
+            if let (Some(a), Some(b)) = (l.min_value, l.max_value) {
+                if a > b {
+                    errors.push(ConfigError::at(
+                        file,
+                        row.line,
+                        1,
+                        format!("min_value {a} is greater than max_value {b}"),
+                    ));
+                }
+            }
+            if let Some(st) = l.step.filter(|s| *s <= 0.0) {
+                errors.push(ConfigError::at(
+                    file,
+                    row.line,
+                    1,
+                    format!("step {st} must be positive"),
+                ));
+            }
+            l
+        });
         // A row with a bad cell is still recorded (with defaults) so that its mapping does not
         // also report "no row": the load fails anyway because `errors` is not empty.
         out.push(PointDef {
@@ -178,6 +298,8 @@ pub fn parse_table(
                 .get("description")
                 .map(|c| c.value.to_string())
                 .unwrap_or_default(),
+            control,
+            limits,
         });
     }
     out

@@ -64,8 +64,21 @@ struct InjectedException {
     code: u8,
 }
 
+/// How a serial (RTU) answer is damaged on its way out, to test the master's resynchronisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Corruption {
+    #[default]
+    None,
+    /// The CRC is wrong.
+    BadCrc,
+    /// Only the first half of the frame is sent.
+    Truncate,
+}
+
 #[derive(Default)]
 struct Faults {
+    corruption: HashMap<u8, Corruption>,
+    ignore_writes: HashSet<u8>,
     delay_all: Duration,
     delay_unit: HashMap<u8, Duration>,
     silent: HashSet<u8>,
@@ -226,6 +239,36 @@ impl Bank {
                 count,
                 code,
             });
+    }
+
+    /// Damage every serial answer of `unit` (TCP answers are not affected).
+    pub fn set_corruption(&self, unit: u8, corruption: Corruption) {
+        write(&self.inner.faults)
+            .corruption
+            .insert(unit, corruption);
+    }
+
+    /// Acknowledge writes to `unit` without applying them (a device in local mode, a
+    /// write-protected register): the master's read-back must catch it.
+    pub fn set_ignore_writes(&self, unit: u8, ignore: bool) {
+        let mut f = write(&self.inner.faults);
+        if ignore {
+            f.ignore_writes.insert(unit);
+        } else {
+            f.ignore_writes.remove(&unit);
+        }
+    }
+
+    pub(crate) fn ignores_writes(&self, unit: u8) -> bool {
+        read(&self.inner.faults).ignore_writes.contains(&unit)
+    }
+
+    pub(crate) fn corruption(&self, unit: u8) -> Corruption {
+        read(&self.inner.faults)
+            .corruption
+            .get(&unit)
+            .copied()
+            .unwrap_or_default()
     }
 
     /// Remove every delay, silent unit and injected exception (values stay).

@@ -10,6 +10,7 @@
 //! - [`pdu`]: the transport-independent request engine ([`handle_pdu`]);
 //! - [`mbap`]: Modbus TCP framing;
 //! - [`server`]: the tokio listener ([`SimServer`]);
+//! - [`rtu`]: the same engine on a serial line ([`RtuServer`]), e.g. one end of a socat pty pair;
 //! - [`preset`]: `UNIT:TABLE:ADDR=VALUE` seeds and the demo animation.
 //!
 //! ```no_run
@@ -28,10 +29,12 @@ pub mod bank;
 pub mod mbap;
 pub mod pdu;
 pub mod preset;
+pub mod rtu;
 pub mod server;
 
-pub use bank::{Bank, Table};
+pub use bank::{Bank, Corruption, Table};
 pub use mbap::FrameError;
 pub use pdu::handle_pdu;
 pub use preset::{Animator, Preset, PresetError};
+pub use rtu::RtuServer;
 pub use server::{ConnectionError, SimServer};

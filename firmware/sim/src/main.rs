@@ -44,6 +44,14 @@ struct Args {
     #[arg(long = "set", value_name = "UNIT:TABLE:ADDR=VALUE")]
     set: Vec<Preset>,
 
+    /// Also serve Modbus RTU on this serial device (e.g. one end of a socat pty pair); repeatable.
+    #[arg(long, value_name = "DEVICE")]
+    rtu: Vec<String>,
+
+    /// Baud rate of the --rtu devices (sets the t3.5 frame gap).
+    #[arg(long, default_value_t = 9600)]
+    baud: u32,
+
     /// Every second, random-walk each --set register by ±1 around its initial value.
     #[arg(long)]
     animate: bool,
@@ -55,6 +63,8 @@ enum AppError {
     PortRange { base: SocketAddr, count: u16 },
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
+    #[error("cannot open serial device {device}: {source}")]
+    Serial { device: String, source: io::Error },
     #[error("cannot install signal handler: {0}")]
     Signal(io::Error),
 }
@@ -75,7 +85,7 @@ fn listen_addrs(args: &Args) -> Result<Vec<SocketAddr>, AppError> {
             addrs.push(SocketAddr::new(base.ip(), port));
         }
     }
-    if addrs.is_empty() {
+    if addrs.is_empty() && args.rtu.is_empty() {
         addrs.push(DEFAULT_LISTEN);
     }
     Ok(addrs)
@@ -130,6 +140,22 @@ async fn run(args: Args) -> Result<(), AppError> {
         }
     }
 
+    let mut rtu_servers = Vec::new();
+    for device in &args.rtu {
+        match voltage_sim::RtuServer::open(device, args.baud, bank.clone()) {
+            Ok(s) => {
+                announce_line(&format!("serial {device}"));
+                rtu_servers.push(s);
+            }
+            Err(source) => {
+                return Err(AppError::Serial {
+                    device: device.clone(),
+                    source,
+                })
+            }
+        }
+    }
+
     let animation = args.animate.then(|| {
         let mut animator = Animator::new(&args.set);
         info!(registers = animator.len(), "animating preset registers");
@@ -151,14 +177,21 @@ async fn run(args: Args) -> Result<(), AppError> {
     for server in servers {
         server.stop().await;
     }
+    for server in rtu_servers {
+        server.stop().await;
+    }
     info!(requests = bank.requests(), "simulator stopped");
     Ok(())
 }
 
 /// One `listening <addr>` line, flushed so a reading script sees it at once.
 fn announce(addr: SocketAddr) {
+    announce_line(&format!("listening {addr}"));
+}
+
+fn announce_line(line: &str) {
     let mut out = io::stdout().lock();
-    if let Err(err) = writeln!(out, "listening {addr}").and_then(|()| out.flush()) {
+    if let Err(err) = writeln!(out, "{line}").and_then(|()| out.flush()) {
         // A closed stdout must not kill a simulator other processes depend on.
         error!(%err, "cannot write to stdout");
     }

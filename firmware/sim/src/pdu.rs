@@ -256,18 +256,24 @@ fn execute(bank: &Bank, unit: u8, function: u8, request: Request<'_>, body: &[u8
             out
         }
         Request::WriteCoil { addr, on } => {
-            bank.set_coil(unit, addr, on);
+            if !bank.ignores_writes(unit) {
+                bank.set_coil(unit, addr, on);
+            }
             echo(function, body)
         }
         Request::WriteRegister { addr, value } => {
-            bank.set_holding(unit, addr, value);
+            if !bank.ignores_writes(unit) {
+                bank.set_holding(unit, addr, value);
+            }
             echo(function, body)
         }
         Request::WriteCoils { start, qty, packed } => {
             let values: Vec<u16> = (0..usize::from(qty))
                 .map(|i| u16::from(packed.get(i / 8).is_some_and(|b| b >> (i % 8) & 1 == 1)))
                 .collect();
-            bank.write_range(unit, Table::Coil, start, &values);
+            if !bank.ignores_writes(unit) {
+                bank.write_range(unit, Table::Coil, start, &values);
+            }
             echo_range(function, start, qty)
         }
         Request::WriteRegisters { start, qty, data } => {
@@ -275,7 +281,9 @@ fn execute(bank: &Bank, unit: u8, function: u8, request: Request<'_>, body: &[u8
                 .chunks_exact(2)
                 .map(|c| u16::from_be_bytes([c[0], c[1]]))
                 .collect();
-            bank.write_range(unit, Table::Holding, start, &values);
+            if !bank.ignores_writes(unit) {
+                bank.write_range(unit, Table::Holding, start, &values);
+            }
             echo_range(function, start, qty)
         }
     }

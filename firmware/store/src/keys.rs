@@ -10,6 +10,10 @@
 //! | `comsrv:{ch}:stats` | hash | `total_reads`, `total_errors`, `connection_errors`, `reconnect_count`, `timeouts`, `exceptions`, `last_poll_ms` |
 //! | `comsrv:{ch}:status` | hash | `connected`, `error_count`, `consecutive_errors`, `last_error`, `last_success_at`, `config_error`, ... |
 //! | `comsrv:channels` | set | ids of the channels the running comsrv serves |
+//! | `comsrv:line:{port}:stats` | hash | per serial line: requests, timeouts, crc_errors, bus_utilisation_pct, slave avg response ms |
+//! | `comsrv:{ch}:audit` | list | JSON of each control/adjustment write: who, when, old, new, verified |
+//! | `comsrv:commands` | list | write commands from other services (JSON), consumed by comsrv |
+//! | `comsrv:command:{request_id}` | string | JSON result of a queued command (1 h) |
 
 use voltage_core::PointType;
 
@@ -34,6 +38,25 @@ pub fn status(channel: u32) -> String {
 }
 
 pub const CHANNELS: &str = "comsrv:channels";
+
+/// Statistics of one serial line (shared by every RTU channel on it), keyed by its port name
+/// or device path: `comsrv:line:rs485-1:stats`.
+pub fn line_stats(line: &str) -> String {
+    format!("comsrv:line:{line}:stats")
+}
+
+/// The audit trail of control/adjustment writes of a channel (newest first, capped).
+pub fn audit(channel: u32) -> String {
+    format!("comsrv:{channel}:audit")
+}
+
+/// The queue other services push write commands to (JSON, see `Store::pop_command`).
+pub const COMMANDS: &str = "comsrv:commands";
+
+/// The result of one queued command, kept for an hour: `comsrv:command:{request_id}`.
+pub fn command_result(request_id: &str) -> String {
+    format!("comsrv:command:{request_id}")
+}
 
 /// All keys that belong to one channel (for removal of a channel from the config).
 pub fn channel_keys(channel: u32) -> Vec<String> {

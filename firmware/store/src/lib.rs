@@ -46,6 +46,8 @@ impl StoreError {
 #[derive(Clone)]
 pub struct Store {
     conn: ConnectionManager,
+    client: redis::Client,
+    timeout: Duration,
 }
 
 /// Counter increments of one poll for `comsrv:{ch}:stats`.
@@ -103,13 +105,27 @@ impl Store {
     /// handle reconnects by itself.
     pub async fn connect(url: &str, timeout: Duration) -> Result<Store, StoreError> {
         let client = redis::Client::open(url)?;
+        Self::from_client(client, timeout).await
+    }
+
+    async fn from_client(client: redis::Client, timeout: Duration) -> Result<Store, StoreError> {
         let cfg = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_secs(2));
-        let conn = ConnectionManager::new_with_config(client, cfg).await?;
-        Ok(Store { conn })
+        let conn = ConnectionManager::new_with_config(client.clone(), cfg).await?;
+        Ok(Store {
+            conn,
+            client,
+            timeout,
+        })
+    }
+
+    /// A second, independent connection to the same Redis, for blocking commands (BLPOP) that
+    /// must not hold up the shared one. Its response timeout leaves room for `block`.
+    pub async fn dedicated(&self, block: Duration) -> Result<Store, StoreError> {
+        Self::from_client(self.client.clone(), self.timeout + block).await
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
@@ -227,6 +243,72 @@ impl Store {
         p.hset_nx(&status, "connected", 0).ignore();
         let mut c = self.conn.clone();
         p.query_async::<()>(&mut c).await?;
+        Ok(())
+    }
+
+    /// Replaces the statistics hash of a serial line.
+    pub async fn write_line_stats(
+        &self,
+        line: &str,
+        fields: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        let mut p = redis::pipe();
+        p.atomic();
+        p.del(keys::line_stats(line)).ignore();
+        p.hset_multiple(keys::line_stats(line), fields).ignore();
+        let mut c = self.conn.clone();
+        p.query_async::<()>(&mut c).await?;
+        Ok(())
+    }
+
+    /// Records the outcome of a control/adjustment write: the read-back value (when there is
+    /// one) in `comsrv:{ch}:C|A` with its timestamp, and the audit entry (newest first, the last
+    /// 1000 kept).
+    pub async fn record_write(
+        &self,
+        channel: u32,
+        kind: PointType,
+        point_id: u32,
+        value: Option<&str>,
+        at_ms: u64,
+        audit_json: &str,
+    ) -> Result<(), StoreError> {
+        let mut p = redis::pipe();
+        p.atomic();
+        if let Some(v) = value {
+            p.hset(keys::values(channel, kind), point_id, v).ignore();
+            p.hset(keys::timestamps(channel, kind), point_id, at_ms)
+                .ignore();
+        }
+        p.lpush(keys::audit(channel), audit_json).ignore();
+        p.ltrim(keys::audit(channel), 0, 999).ignore();
+        let mut c = self.conn.clone();
+        p.query_async::<()>(&mut c).await?;
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for a queued write command (`comsrv:commands`). Use a store
+    /// connected for this purpose only: the wait blocks its connection.
+    pub async fn pop_command(&self, timeout: Duration) -> Result<Option<String>, StoreError> {
+        let mut c = self.conn.clone();
+        let r: Option<(String, String)> = redis::cmd("BLPOP")
+            .arg(keys::COMMANDS)
+            .arg(timeout.as_secs_f64())
+            .query_async(&mut c)
+            .await?;
+        Ok(r.map(|(_, v)| v))
+    }
+
+    /// Stores the result of a queued command for an hour.
+    pub async fn set_command_result(&self, request_id: &str, json: &str) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        redis::cmd("SET")
+            .arg(keys::command_result(request_id))
+            .arg(json)
+            .arg("EX")
+            .arg(3600)
+            .query_async::<()>(&mut c)
+            .await?;
         Ok(())
     }
 

@@ -65,8 +65,10 @@ pub struct ChannelParams {
     pub device: Option<String>,
     pub baud_rate: Option<u32>,
     pub data_bits: Option<u8>,
-    pub parity: Option<String>,
+    pub parity: Option<super::Parity>,
     pub stop_bits: Option<u8>,
+    /// RS-485 direction control; overrides the board's setting for this port.
+    pub rs485: Option<super::Rs485Config>,
     // polling (all protocols)
     /// Time between the starts of two polls (default 1000 ms).
     pub poll_interval_ms: Option<u64>,
@@ -96,7 +98,14 @@ pub struct ChannelParams {
 }
 
 const TCP_ONLY: &[&str] = &["host", "port"];
-const RTU_ONLY: &[&str] = &["device", "baud_rate", "data_bits", "parity", "stop_bits"];
+const RTU_ONLY: &[&str] = &[
+    "device",
+    "baud_rate",
+    "data_bits",
+    "parity",
+    "stop_bits",
+    "rs485",
+];
 const MODBUS_ONLY: &[&str] = &[
     "timeout_ms",
     "retries",
@@ -224,7 +233,18 @@ impl ChannelConfig {
                 }
             }
             Protocol::ModbusRtu => {
-                err("protocol modbus_rtu is not available in this firmware build".into());
+                if p.device.as_deref().unwrap_or("").is_empty() {
+                    err("parameters.device is required (a path such as /dev/ttyS1, or a port name of the board)".into());
+                }
+                if let Some(b) = p.baud_rate.filter(|b| !(300..=4_000_000).contains(b)) {
+                    err(format!("parameters.baud_rate {b} is outside 300-4000000"));
+                }
+                if let Some(d) = p.data_bits.filter(|d| !(7..=8).contains(d)) {
+                    err(format!("parameters.data_bits {d} must be 7 or 8"));
+                }
+                if let Some(s) = p.stop_bits.filter(|s| !(1..=2).contains(s)) {
+                    err(format!("parameters.stop_bits {s} must be 1 or 2"));
+                }
             }
             Protocol::Virtual => {}
         }

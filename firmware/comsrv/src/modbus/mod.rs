@@ -1,32 +1,37 @@
-//! The Modbus TCP channel loop: connect, run the read plan, decode, write one batch per poll.
+//! The Modbus channel loop (TCP and RTU): connect, run the read plan, decode, write one batch
+//! per poll, and serve control/adjustment writes between polls.
 //!
 //! Failure handling, from the smallest scope up:
 //! - a request that gets exception 02 on a merged block splits that block and keeps the split
 //!   (one unreadable register must not blank its neighbours);
 //! - every request has a deadline (tokio-modbus calls never time out by themselves); after a
-//!   timeout the connection is re-established before the next request, because a late answer
-//!   would otherwise be taken for the next request's;
-//! - a slave whose polls keep failing is backed off ([`SlaveHealth`]), so a dead unit behind a
-//!   gateway costs one timeout per backoff period instead of one per poll;
+//!   timeout a TCP connection is re-established before the next request, because a late answer
+//!   would otherwise be taken for the next request's (the serial line scheduler resynchronises
+//!   on its own);
+//! - a slave whose polls keep failing is backed off ([`SlaveHealth`]), so a dead unit costs one
+//!   timeout per backoff period instead of one per poll, and the rest of the bus keeps its rate;
 //! - a transport error drops the connection; reconnects back off exponentially with jitter.
 //!
 //! The last good values stay in Redis during an outage; `:ts` says how old they are.
 
+pub mod line;
+pub mod link;
+pub mod rs485;
+pub mod write;
+
 use crate::poll::{decode_block, now_ms, BlockData, Tally};
 use crate::supervisor::StatusView;
 use crate::Shutdown;
+use line::Priority;
+use link::{CallError, Link, Op, Reply};
 use rand::SeedableRng;
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
-use tokio_modbus::client::{tcp, Client, Context, Reader};
-use tokio_modbus::slave::SlaveContext;
-use tokio_modbus::{ExceptionCode, Slave};
-use voltage_core::config::Channel;
+use std::time::Instant;
+use tokio::sync::mpsc;
+use voltage_core::config::{Channel, ChannelParams};
 use voltage_core::health::{Backoff, SlaveHealth};
 use voltage_core::plan::{self, ReadBlock};
 use voltage_core::points::Source;
-use voltage_core::types::ReadFunction;
 use voltage_store::{StatsDelta, Store};
 
 /// The read plan of a channel (also used by `voltage plan`).
@@ -43,122 +48,71 @@ pub fn read_plan(channel: &Channel) -> Vec<ReadBlock> {
     plan::plan(&mapped, |s| channel.config.parameters.plan_limits(s))
 }
 
-enum ReadError {
-    Timeout,
-    Exception(ExceptionCode),
-    Transport(String),
-    Protocol(String),
-}
-
-async fn read_block(
-    ctx: &mut Context,
-    b: &ReadBlock,
-    deadline: Duration,
-) -> Result<BlockData, ReadError> {
-    ctx.set_slave(Slave(b.slave));
-    let fut = async {
-        match b.function {
-            ReadFunction::Coils => ctx
-                .read_coils(b.start, b.count)
-                .await
-                .map(|r| r.map(BlockData::Bits)),
-            ReadFunction::DiscreteInputs => ctx
-                .read_discrete_inputs(b.start, b.count)
-                .await
-                .map(|r| r.map(BlockData::Bits)),
-            ReadFunction::HoldingRegisters => ctx
-                .read_holding_registers(b.start, b.count)
-                .await
-                .map(|r| r.map(BlockData::Registers)),
-            ReadFunction::InputRegisters => ctx
-                .read_input_registers(b.start, b.count)
-                .await
-                .map(|r| r.map(BlockData::Registers)),
-        }
+fn exception_name(code: u8) -> String {
+    let name = match code {
+        1 => "illegal function",
+        2 => "illegal data address",
+        3 => "illegal data value",
+        4 => "server device failure",
+        5 => "acknowledge",
+        6 => "server device busy",
+        10 => "gateway path unavailable",
+        11 => "gateway target failed to respond",
+        _ => "exception",
     };
-    match tokio::time::timeout(deadline, fut).await {
-        Err(_) => Err(ReadError::Timeout),
-        Ok(Ok(Ok(data))) => Ok(data),
-        Ok(Ok(Err(code))) => Err(ReadError::Exception(code)),
-        Ok(Err(tokio_modbus::Error::Transport(e))) => Err(ReadError::Transport(e.to_string())),
-        Ok(Err(tokio_modbus::Error::Protocol(e))) => Err(ReadError::Protocol(e.to_string())),
-    }
-}
-
-async fn connect(addr: &str, deadline: Duration) -> Result<Context, String> {
-    let fut = async {
-        let target = tokio::net::lookup_host(addr)
-            .await
-            .map_err(|e| format!("resolve {addr}: {e}"))?
-            .next()
-            .ok_or_else(|| format!("resolve {addr}: no address"))?;
-        let stream = TcpStream::connect(target)
-            .await
-            .map_err(|e| format!("connect {addr}: {e}"))?;
-        let _ = stream.set_nodelay(true);
-        Ok::<_, String>(tcp::attach(stream))
-    };
-    tokio::time::timeout(deadline, fut)
-        .await
-        .unwrap_or_else(|_| {
-            Err(format!(
-                "connect {addr}: timed out after {} ms",
-                deadline.as_millis()
-            ))
-        })
-}
-
-fn exception_name(code: ExceptionCode) -> String {
-    format!("exception {:02X} ({code:?})", u8::from(code))
+    format!("exception {code:02X} ({name})")
 }
 
 /// Sleeps for `d` unless shutdown comes first; returns false on shutdown.
-async fn pause(d: Duration, stop: &mut Shutdown) -> bool {
+async fn pause(d: std::time::Duration, stop: &mut Shutdown) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(d) => true,
         _ = stop.wait() => false,
     }
 }
 
-struct Loop {
-    channel: Channel,
+pub(crate) struct Loop {
+    pub channel: Channel,
     store: Store,
     view: StatusView,
-    addr: String,
+    pub link: Link,
     plan: Vec<ReadBlock>,
     health: BTreeMap<u8, SlaveHealth>,
-    ctx: Option<Context>,
     ever_connected: bool,
     consecutive_errors: u64,
     carry: StatsDelta,
     carry_errors: u64,
 }
 
-pub async fn run(channel: Channel, store: Store, view: StatusView, mut stop: Shutdown) {
+pub async fn run(
+    channel: Channel,
+    link: Link,
+    store: Store,
+    view: StatusView,
+    mut stop: Shutdown,
+    mut writes: mpsc::Receiver<write::WriteRequest>,
+) {
     let p = channel.config.parameters.clone();
     let plan = read_plan(&channel);
     let health = plan
         .iter()
         .map(|b| {
             let max = p.slave_backoff_max().as_millis() as u64;
+            // The first backoff is 1 s (or the cap, if smaller), doubling up to the cap: a probe of
+            // a dead slave costs one timeout of bus time, so probes must be rare.
             (
                 b.slave,
-                SlaveHealth::new(
-                    p.slave_backoff_after(),
-                    p.poll_interval().as_millis() as u64,
-                    max,
-                ),
+                SlaveHealth::new(p.slave_backoff_after(), max.min(1000), max),
             )
         })
         .collect();
     let mut l = Loop {
-        addr: channel.config.tcp_address(),
         channel,
         store,
         view,
+        link,
         plan,
         health,
-        ctx: None,
         ever_connected: false,
         consecutive_errors: 0,
         carry: StatsDelta::default(),
@@ -168,14 +122,18 @@ pub async fn run(channel: Channel, store: Store, view: StatusView, mut stop: Shu
     let mut rng = rand::rngs::StdRng::from_os_rng();
     let mut tick = tokio::time::interval(p.poll_interval());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tracing::info!(channel = l.channel.id(), addr = %l.addr, requests = l.plan.len(), "modbus tcp channel started");
+    tracing::info!(channel = l.channel.id(), link = %l.link.describe(), requests = l.plan.len(), "modbus channel started");
     loop {
         tokio::select! {
             _ = tick.tick() => {}
+            Some(req) = writes.recv() => {
+                write::execute(&mut l, req, &p).await;
+                continue;
+            }
             _ = stop.wait() => break,
         }
         let mut tally = Tally::default();
-        if l.ctx.is_none() && !l.reconnect(&mut tally, &p, &mut stop).await {
+        if l.link.needs_connect() && !l.reconnect(&mut tally, &p, &mut stop).await {
             if stop.is_set() {
                 break;
             }
@@ -195,32 +153,29 @@ pub async fn run(channel: Channel, store: Store, view: StatusView, mut stop: Shu
         l.poll(&mut tally, &p, &mut stop).await;
         l.finish(tally).await;
     }
-    if let Some(mut ctx) = l.ctx.take() {
-        let _ = ctx.disconnect().await;
-    }
-    tracing::info!(channel = l.channel.id(), "modbus tcp channel stopped");
+    l.link.close().await;
+    tracing::info!(channel = l.channel.id(), "modbus channel stopped");
 }
 
 impl Loop {
-    /// (Re)connects; records the outcome in `tally`. Returns whether a connection is up.
-    async fn reconnect(
+    /// (Re)connects; records the outcome in `tally`. Returns whether the link is up.
+    pub(crate) async fn reconnect(
         &mut self,
         tally: &mut Tally,
-        p: &voltage_core::config::ChannelParams,
+        p: &ChannelParams,
         stop: &mut Shutdown,
     ) -> bool {
         let r = tokio::select! {
-            r = connect(&self.addr, p.timeout()) => r,
+            r = self.link.connect(p.timeout()) => r,
             _ = stop.wait() => return false,
         };
         match r {
-            Ok(ctx) => {
+            Ok(()) => {
                 if self.ever_connected {
                     tally.stats().reconnect_count += 1;
-                    tracing::info!(channel = self.channel.id(), addr = %self.addr, "reconnected");
+                    tracing::info!(channel = self.channel.id(), link = %self.link.describe(), "reconnected");
                 }
                 self.ever_connected = true;
-                self.ctx = Some(ctx);
                 true
             }
             Err(e) => {
@@ -234,12 +189,33 @@ impl Loop {
         }
     }
 
-    async fn poll(
+    /// One call with the channel's retries (timeouts and transport errors only; an exception is
+    /// an answer). Returns `None` when the link could not be (re)established.
+    pub(crate) async fn call(
         &mut self,
         tally: &mut Tally,
-        p: &voltage_core::config::ChannelParams,
+        slave: u8,
+        op: &Op,
+        p: &ChannelParams,
+        prio: Priority,
         stop: &mut Shutdown,
-    ) {
+    ) -> Option<Result<Reply, CallError>> {
+        let mut attempt = 0;
+        loop {
+            if self.link.needs_connect() && !self.reconnect(tally, p, stop).await {
+                return None;
+            }
+            let r = self.link.call(slave, op, p.timeout(), prio).await;
+            let retry = matches!(r, Err(CallError::Timeout) | Err(CallError::Transport(_)));
+            if retry && attempt < p.retries() && !stop.is_set() {
+                attempt += 1;
+                continue;
+            }
+            return Some(r);
+        }
+    }
+
+    async fn poll(&mut self, tally: &mut Tally, p: &ChannelParams, stop: &mut Shutdown) {
         let started = Instant::now();
         let now = now_ms();
         let mut answered: BTreeSet<u8> = BTreeSet::new();
@@ -252,48 +228,34 @@ impl Loop {
                 i += 1;
                 continue;
             }
-            let mut attempt = 0;
-            let result = loop {
-                if self.ctx.is_none() && !self.reconnect(tally, p, stop).await {
-                    break None;
-                }
-                let ctx = self.ctx.as_mut().expect("connected");
-                let r = read_block(ctx, &self.plan[i], p.timeout()).await;
-                match &r {
-                    Err(ReadError::Timeout) | Err(ReadError::Protocol(_)) => {
-                        // A late or mismatched answer would be read as the next one's: start clean.
-                        self.ctx = None;
-                    }
-                    Err(ReadError::Transport(_)) => self.ctx = None,
-                    _ => {}
-                }
-                let retry = matches!(r, Err(ReadError::Timeout) | Err(ReadError::Transport(_)));
-                if retry && attempt < p.retries() && !stop.is_set() {
-                    attempt += 1;
-                    continue;
-                }
-                break Some(r);
+            let b = &self.plan[i];
+            let op = Op::Read {
+                function: b.function,
+                start: b.start,
+                count: b.count,
             };
-            let Some(result) = result else {
-                // Could not reconnect: the rest of this poll would fail the same way.
-                break;
+            let Some(result) = self.call(tally, slave, &op, p, Priority::Poll, stop).await else {
+                break; // no link: the rest of this poll would fail the same way
             };
             let b = &self.plan[i];
             let what = format!("slave {} {} {}", b.slave, b.function, b.range());
             match result {
-                Ok(data) => {
+                Ok(reply) => {
                     tally.stats().total_reads += 1;
                     tally.any_success = true;
                     answered.insert(slave);
+                    let data = match reply {
+                        Reply::Bits(v) => BlockData::Bits(v),
+                        Reply::Registers(v) => BlockData::Registers(v),
+                        Reply::Done => BlockData::Registers(Vec::new()),
+                    };
                     let bad = decode_block(&self.channel.points, b, &data, &mut tally.batch.values);
                     if bad > 0 {
                         tally.error(format!("{what}: short response, {bad} points not decoded"));
                     }
                     i += 1;
                 }
-                Err(ReadError::Exception(ExceptionCode::IllegalDataAddress))
-                    if b.points.len() > 1 =>
-                {
+                Err(CallError::Exception(2)) if b.points.len() > 1 => {
                     let (l, r) = b.split().expect("more than one point");
                     tracing::info!(channel = self.channel.id(), block = %what, left = %l.range(), right = %r.range(),
                         "illegal data address on a merged read: splitting it");
@@ -301,13 +263,13 @@ impl Loop {
                     answered.insert(slave);
                     self.plan.splice(i..=i, [l, r]);
                 }
-                Err(ReadError::Exception(code)) => {
+                Err(CallError::Exception(code)) => {
                     tally.stats().exceptions += 1;
                     answered.insert(slave);
                     tally.error(format!("{what}: {}", exception_name(code)));
                     i += 1;
                 }
-                Err(ReadError::Timeout) => {
+                Err(CallError::Timeout) => {
                     tally.stats().timeouts += 1;
                     failed.insert(slave);
                     tally.error(format!(
@@ -316,12 +278,12 @@ impl Loop {
                     ));
                     i += 1;
                 }
-                Err(ReadError::Protocol(e)) => {
+                Err(CallError::Protocol(e)) => {
                     failed.insert(slave);
                     tally.error(format!("{what}: {e}"));
                     i += 1;
                 }
-                Err(ReadError::Transport(e)) => {
+                Err(CallError::Transport(e)) => {
                     tally.stats().connection_errors += 1;
                     tally.error(format!("{what}: {e}"));
                     break;
@@ -350,8 +312,9 @@ impl Loop {
         tally.batch.poll_ms = started.elapsed().as_millis() as u64;
     }
 
-    async fn finish(&mut self, mut tally: Tally) {
-        let connected = self.ctx.is_some();
+    pub(crate) async fn finish(&mut self, mut tally: Tally) {
+        let connected = self.link.is_up()
+            && (tally.any_success || tally.errors == 0 || !matches!(self.link, Link::Rtu { .. }));
         self.consecutive_errors = if tally.errors > 0 {
             self.consecutive_errors + 1
         } else {
@@ -379,6 +342,10 @@ impl Loop {
             self.carry = std::mem::take(&mut b.stats);
             self.carry_errors = b.status.new_errors;
         }
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
     }
 }
 
