@@ -445,3 +445,66 @@ async fn mbpoll_master_reads_the_simulator() {
         assert!(text.contains(&format!("[{}]: \t{v}", i + 1)), "{text}");
     }
 }
+
+/// Control and adjustment writes over Modbus TCP, read back from the device.
+#[tokio::test]
+async fn tcp_adjustment_and_control_writes_are_verified_by_read_back() {
+    let env = TestEnv::new().await;
+    let s = sim().await;
+    env.write(
+        "comsrv/comsrv.yaml",
+        &format!("channels:\n{}", tcp_channel(11, s.local_addr(), "")),
+    );
+    env.write("comsrv/11/telemetry.csv", "point_id,signal_name\n1,P\n");
+    env.write(
+        "comsrv/11/mapping/telemetry_mapping.csv",
+        &format!("{MODBUS_MAPPING_HEADER}1,1,3,0,u16,,\n"),
+    );
+    env.write(
+        "comsrv/11/adjustment.csv",
+        "point_id,signal_name,scale,offset,min_value,max_value\n1,Q setpoint,0.01,0,-300,300\n",
+    );
+    env.write(
+        "comsrv/11/mapping/adjustment_mapping.csv",
+        &format!("{MODBUS_MAPPING_HEADER}1,1,16,40,i32,CDAB,\n"),
+    );
+    env.write(
+        "comsrv/11/control.csv",
+        "point_id,signal_name,reverse\n1,Contactor,true\n",
+    );
+    env.write(
+        "comsrv/11/mapping/control_mapping.csv",
+        &format!("{MODBUS_MAPPING_HEADER}1,1,5,7,bool,,\n"),
+    );
+    let comsrv = env.start_comsrv().await;
+    env.wait_value("comsrv:11:status", "connected", "1", T)
+        .await;
+    let (code, body) = http_post(
+        comsrv.local_addr(),
+        "/channels/11/adjustment",
+        r#"{"point_id":1,"value":-123.45}"#,
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    // -12345 as i32 = 0xFFFFCFC7, CDAB: low word first.
+    assert_eq!(
+        (s.bank().holding(1, 40), s.bank().holding(1, 41)),
+        (0xCFC7, 0xFFFF)
+    );
+    assert_eq!(
+        env.hget("comsrv:11:A", "1").await.as_deref(),
+        Some("-123.450000")
+    );
+    // reverse: "close" (1) writes the coil off.
+    s.bank().set_coil(1, 7, true);
+    let (code, body) = http_post(
+        comsrv.local_addr(),
+        "/channels/11/control",
+        r#"{"point_id":1,"value":1}"#,
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert!(!s.bank().coil(1, 7));
+    assert_eq!(env.hget("comsrv:11:C", "1").await.as_deref(), Some("1"));
+    comsrv.stop().await;
+}

@@ -52,6 +52,11 @@ struct Args {
     #[arg(long, default_value_t = 9600)]
     baud: u32,
 
+    /// Hold each RTU answer back by the wire time of request + answer at --baud, so a pty
+    /// behaves like a physical line (for bus benchmarks).
+    #[arg(long)]
+    emulate_wire_time: bool,
+
     /// Every second, random-walk each --set register by ±1 around its initial value.
     #[arg(long)]
     animate: bool,
@@ -142,7 +147,12 @@ async fn run(args: Args) -> Result<(), AppError> {
 
     let mut rtu_servers = Vec::new();
     for device in &args.rtu {
-        match voltage_sim::RtuServer::open(device, args.baud, bank.clone()) {
+        match voltage_sim::RtuServer::open_with(
+            device,
+            args.baud,
+            bank.clone(),
+            args.emulate_wire_time,
+        ) {
             Ok(s) => {
                 announce_line(&format!("serial {device}"));
                 rtu_servers.push(s);

@@ -25,12 +25,24 @@ pub struct RtuServer {
 impl RtuServer {
     /// Opens `path` (8N1 at `baud`) and answers every unit in `bank`.
     pub fn open(path: &str, baud: u32, bank: Bank) -> io::Result<RtuServer> {
+        Self::open_with(path, baud, bank, false)
+    }
+
+    /// As [`RtuServer::open`]; with `emulate_wire_time` every answer is held back by the time
+    /// the request and the answer would take on a real line at `baud` (11 bits per character),
+    /// so that a pty pair (which has no baud rate) behaves like a physical bus in benchmarks.
+    pub fn open_with(
+        path: &str,
+        baud: u32,
+        bank: Bank,
+        emulate_wire_time: bool,
+    ) -> io::Result<RtuServer> {
         let port = tokio_serial::new(path, baud)
             .timeout(Duration::from_millis(50))
             .open_native_async()
             .map_err(io::Error::other)?;
         let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(serve(port, baud, bank, rx));
+        let task = tokio::spawn(serve(port, baud, bank, rx, emulate_wire_time));
         Ok(RtuServer {
             stop: Some(tx),
             task,
@@ -57,6 +69,7 @@ async fn serve(
     baud: u32,
     bank: Bank,
     mut stop: oneshot::Receiver<()>,
+    emulate_wire_time: bool,
 ) {
     let gap = rtu::t3_5(baud);
     let mut buf = vec![0u8; 512];
@@ -109,6 +122,9 @@ async fn serve(
             tokio::time::sleep(delay).await;
         }
         let mut out = rtu::frame(unit, &pdu);
+        if emulate_wire_time {
+            tokio::time::sleep(rtu::wire_time(frame.len() + out.len(), 11, baud)).await;
+        }
         match bank.corruption(unit) {
             Corruption::None => {}
             Corruption::BadCrc => {

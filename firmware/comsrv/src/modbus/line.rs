@@ -160,6 +160,8 @@ async fn run(
     let mut publish = tokio::time::interval(Duration::from_secs(1));
     publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut open_failed_at: Option<Instant> = None;
+    let mut log_every = tokio::time::interval(Duration::from_secs(60));
+    log_every.tick().await;
     tracing::info!(line = %name, device = %s.device, settings = %s.describe(), t3_5_us = gap.as_micros() as u64, "serial line started");
     loop {
         let job = tokio::select! {
@@ -168,6 +170,12 @@ async fn run(
             Some(j) = low.recv() => j,
             _ = publish.tick() => {
                 publish_stats(&store, &name, &mut stats, &mut window_start).await;
+                continue;
+            }
+            _ = log_every.tick() => {
+                tracing::info!(line = %name, requests = stats.requests, timeouts = stats.timeouts, crc_errors = stats.crc_errors,
+                    frame_errors = stats.frame_errors, exceptions = stats.exceptions, wire_ms = stats.wire.as_millis() as u64,
+                    "line statistics");
                 continue;
             }
             else => break,
