@@ -205,9 +205,9 @@ impl Loop {
             if self.link.needs_connect() && !self.reconnect(tally, p, stop).await {
                 return None;
             }
-            let r = self.link.call(slave, op, p.timeout(), prio).await;
+            let r = self.link.call(slave, op, p.timeout_for(slave), prio).await;
             let retry = matches!(r, Err(CallError::Timeout) | Err(CallError::Transport(_)));
-            if retry && attempt < p.retries() && !stop.is_set() {
+            if retry && attempt < p.retries_for(slave) && !stop.is_set() {
                 attempt += 1;
                 continue;
             }

@@ -47,6 +47,10 @@ pub struct ChannelConfig {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlaveOverrides {
+    /// This slave's request deadline (a slow meter behind a gateway), default the channel's.
+    pub timeout_ms: Option<u64>,
+    /// This slave's retries, default the channel's.
+    pub retries: Option<u32>,
     pub max_registers_per_request: Option<u16>,
     pub max_bits_per_request: Option<u16>,
     pub max_gap: Option<u16>,
@@ -160,6 +164,25 @@ impl ChannelParams {
     pub fn retries(&self) -> u32 {
         self.retries.unwrap_or(1)
     }
+    fn slave(&self, slave: u8) -> Option<&SlaveOverrides> {
+        self.slaves.as_ref().and_then(|s| s.get(&slave))
+    }
+
+    /// The deadline of a request to `slave`.
+    pub fn timeout_for(&self, slave: u8) -> Duration {
+        self.slave(slave)
+            .and_then(|o| o.timeout_ms)
+            .map(Duration::from_millis)
+            .unwrap_or_else(|| self.timeout())
+    }
+
+    /// The retries of a request to `slave`.
+    pub fn retries_for(&self, slave: u8) -> u32 {
+        self.slave(slave)
+            .and_then(|o| o.retries)
+            .unwrap_or_else(|| self.retries())
+    }
+
     pub fn reconnect_initial(&self) -> Duration {
         Duration::from_millis(self.reconnect_initial_ms.unwrap_or(500))
     }

@@ -116,9 +116,14 @@ fn errors_from_several_files_are_all_reported() {
 fn planner_limits_combine_channel_and_slave_overrides() {
     let p: ChannelParams = parse_yaml(
         "x",
-        "host: a\nmax_gap: 2\nno_cross: [50]\nslaves:\n  3: {max_registers_per_request: 10, no_cross: [20]}\n",
+        "host: a\nmax_gap: 2\nno_cross: [50]\nslaves:\n  3: {max_registers_per_request: 10, no_cross: [20], timeout_ms: 2500, retries: 0}\n",
     )
     .unwrap();
+    assert_eq!(
+        (p.timeout_for(3).as_millis(), p.timeout_for(1).as_millis()),
+        (2500, 1000)
+    );
+    assert_eq!((p.retries_for(3), p.retries_for(1)), (0, 1));
     let l = p.plan_limits(3);
     assert_eq!(
         (l.max_registers, l.max_gap, l.no_cross.clone()),
