@@ -10,8 +10,13 @@ use voltage_tests::*;
 const T: Duration = Duration::from_secs(5);
 
 fn rtu_channel(id: u32, device: &str, extra: &str) -> String {
+    let backoff = if extra.contains("slave_backoff_max_ms") {
+        ""
+    } else {
+        "      slave_backoff_max_ms: 2000\n"
+    };
     format!(
-        "  - id: {id}\n    name: bus{id}\n    protocol: modbus_rtu\n    parameters:\n      device: {device}\n      baud_rate: 115200\n      poll_interval_ms: 100\n      timeout_ms: 200\n      retries: 0\n      slave_backoff_after: 2\n      slave_backoff_max_ms: 2000\n{extra}"
+        "  - id: {id}\n    name: bus{id}\n    protocol: modbus_rtu\n    parameters:\n      device: {device}\n      baud_rate: 115200\n      poll_interval_ms: 100\n      timeout_ms: 200\n      retries: 0\n      slave_backoff_after: 2\n{backoff}{extra}"
     )
 }
 
@@ -97,9 +102,13 @@ async fn rtu_a_dead_slave_does_not_slow_the_rest_of_the_bus() {
     let pty = PtyPair::new();
     let bank = three_slaves();
     let _slave = RtuServer::open(&pty.b(), 115_200, bank.clone()).unwrap();
+    // Probes of the dead slave every 5 s at most: each costs one 200 ms timeout of bus time.
     env.write(
         "comsrv/comsrv.yaml",
-        &format!("channels:\n{}", rtu_channel(1, &pty.a(), "")),
+        &format!(
+            "channels:\n{}",
+            rtu_channel(1, &pty.a(), "      slave_backoff_max_ms: 5000\n")
+        ),
     );
     points(&env, 1, &[(1, 0), (2, 0), (3, 0)]);
     let comsrv = env.start_comsrv().await;

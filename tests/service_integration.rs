@@ -206,3 +206,98 @@ async fn voltage_run_stops_cleanly_on_sigterm() {
         .expect("wait");
     assert!(status.success(), "{status:?}");
 }
+
+/// TC-HISSRV-001: values in Redis are collected into InfluxDB (queried back with InfluxQL), and
+/// the history API answers from it.
+#[tokio::test]
+async fn tc_hissrv_001_historical_data_collection() {
+    let env = TestEnv::new().await;
+    let influx = voltage_tests::influx::Influxd::start().await;
+    influx.query("", "CREATE DATABASE ems").await;
+    history_config(&env, 1001, Some((&influx.url(), "ems")), 200);
+    let t0 = now_ms() - 1000;
+    put_reading(&env, 1001, 1, 100.5, t0).await;
+    put_reading(&env, 1001, 2, 85.25, t0).await;
+    put_reading(&env, 1001, 3, 1.0, t0).await;
+    let h = env.start_hissrv().await;
+    let q = "SELECT value FROM telemetry WHERE channel_id = '1001' AND point_id = '1' AND time >= now() - 5m";
+    let mut got = Vec::new();
+    assert!(
+        wait_until(
+            Duration::from_secs(10),
+            || influx.values("ems", q),
+            |v| {
+                got = v.clone();
+                !v.is_empty()
+            }
+        )
+        .await,
+        "point 1 never reached InfluxDB"
+    );
+    assert_eq!(
+        got,
+        vec![(t0 as i64 * 1_000_000, 100.5)],
+        "value and the reading's own timestamp"
+    );
+    let all = influx
+        .values(
+            "ems",
+            "SELECT value FROM telemetry WHERE channel_id = '1001' AND time >= now() - 5m",
+        )
+        .await;
+    assert_eq!(all.len(), 3);
+    let (code, body) = http_get(
+        h.local_addr(),
+        "/data/telemetry?channel_id=1001&point_id=2&duration=5m",
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v[0]["value"], 85.25);
+    assert_eq!(v[0]["time"], t0);
+    let (code, body) = http_get(h.local_addr(), "/data/telemetry?channel_id=1001&point_id=x").await;
+    assert_eq!(code, 400);
+    assert!(body.contains("point_id"), "{body}");
+    h.stop().await;
+}
+
+/// Without InfluxDB the history comes from the local log (the embedded default).
+#[tokio::test]
+async fn history_without_influxdb_is_served_from_the_local_log() {
+    let env = TestEnv::new().await;
+    history_config(&env, 7, None, 50);
+    let h = env.start_hissrv().await;
+    let t0 = now_ms() - 10_000;
+    for i in 0..5u64 {
+        put_reading(&env, 7, 1, i as f64 * 1.5, t0 + i * 1000).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let mut body = String::new();
+    assert!(
+        wait_until(
+            T,
+            || http_get(
+                h.local_addr(),
+                "/data/telemetry?channel_id=7&point_id=1&duration=1m"
+            ),
+            |(_, b)| {
+                body = b.clone();
+                serde_json::from_str::<serde_json::Value>(b)
+                    .map(|v| v.as_array().map(|a| a.len()) == Some(5))
+                    .unwrap_or(false)
+            }
+        )
+        .await,
+        "{body}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let got: Vec<(u64, f64)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["time"].as_u64().unwrap(), r["value"].as_f64().unwrap()))
+        .collect();
+    let want: Vec<(u64, f64)> = (0..5u64).map(|i| (t0 + i * 1000, i as f64 * 1.5)).collect();
+    assert_eq!(got, want, "oldest first, with the readings' timestamps");
+    h.stop().await;
+}

@@ -3,6 +3,8 @@
 //! in-process on an ephemeral port, a TCP proxy that can cut and restore a link, the pymodbus
 //! peer, and polling helpers. Nothing listens on a fixed port, so suites run in parallel.
 
+pub mod influx;
+pub mod mqtt;
 pub mod peers;
 pub mod proxy;
 pub mod redis_server;
@@ -113,6 +115,21 @@ impl TestEnv {
             .expect("comsrv starts")
     }
 
+    /// Loads the directory, opens its history log and starts hissrv on an ephemeral port.
+    pub async fn start_hissrv(&self) -> hissrv::Running {
+        let cfg = voltage_core::config::load_dir(self.path())
+            .unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
+        let store = Store::connect(&self.redis_url, Duration::from_secs(2))
+            .await
+            .expect("store");
+        let wal = hissrv::open_wal(&cfg).await.expect("history log opens");
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        std::mem::forget(tx); // the test stops it with Running::stop
+        hissrv::start(&cfg, store, wal, "127.0.0.1:0".parse().unwrap(), rx)
+            .await
+            .expect("hissrv starts")
+    }
+
     /// Waits until `HGET key field` equals `want` (as text), or panics after `timeout` with the
     /// last value seen.
     pub async fn wait_value(&self, key: &str, field: &str, want: &str, timeout: Duration) {
@@ -212,6 +229,54 @@ pub fn workspace_bin(name: &str) -> std::path::PathBuf {
     p
 }
 
+/// Any HTTP/1.1 request to 127.0.0.1:`port`: returns status code and body.
+pub async fn http_request(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect http");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.expect("write request");
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.expect("read response");
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let mut body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    if text
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    (code, body)
+}
+
+fn dechunk(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
 /// Minimal HTTP/1.1 POST of a JSON body: returns status code and body.
 pub async fn http_post(addr: SocketAddr, path: &str, json: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -236,4 +301,41 @@ pub async fn http_post(addr: SocketAddr, path: &str, json: &str) -> (u16, String
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     (code, body)
+}
+
+/// Writes a reading the way comsrv does (value + read time) straight into Redis, for history
+/// tests that need exact, known samples.
+pub async fn put_reading(env: &TestEnv, channel: u32, point: u32, value: f64, ts_ms: u64) {
+    let mut c = env.redis().await;
+    redis::pipe()
+        .atomic()
+        .hset(format!("comsrv:{channel}:T"), point, format!("{value:.6}"))
+        .hset(format!("comsrv:{channel}:T:ts"), point, ts_ms)
+        .query_async::<()>(&mut c)
+        .await
+        .expect("write reading");
+}
+
+/// Epoch milliseconds now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Writes a minimal hissrv configuration for `channel` (a virtual channel in comsrv.yaml so the
+/// source is valid) recording telemetry into `influx_url`/`db` (v1), log in `wal_dir`.
+pub fn history_config(env: &TestEnv, channel: u32, influx: Option<(&str, &str)>, interval_ms: u64) {
+    env.write(
+        "comsrv/comsrv.yaml",
+        &format!("channels:\n  - {{id: {channel}, name: h, protocol: virtual}}\n"),
+    );
+    let influx = influx
+        .map(|(url, db)| format!("influxdb: {{url: \"{url}\", api: v1, database: {db}, batch_size: 500, flush_interval_ms: 200, timeout_ms: 2000}}\n"))
+        .unwrap_or_default();
+    env.write(
+        "hissrv/hissrv.yaml",
+        &format!("{influx}sources:\n  - {{channel: {channel}, types: [T], interval_ms: {interval_ms}}}\nwal: {{dir: wal, max_bytes: 8388608, fsync: always}}\n"),
+    );
 }

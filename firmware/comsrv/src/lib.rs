@@ -47,6 +47,11 @@ impl Shutdown {
         (tx, Shutdown(rx))
     }
 
+    /// The underlying watch receiver, for services that take a plain `watch::Receiver<bool>`.
+    pub fn receiver(&self) -> tokio_watch::Receiver<bool> {
+        self.0.clone()
+    }
+
     pub fn is_set(&self) -> bool {
         *self.0.borrow()
     }

@@ -13,8 +13,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 mod channel;
+mod hissrv;
+mod netsrv;
 mod serial;
 pub use channel::*;
+pub use hissrv::*;
+pub use netsrv::*;
 pub use serial::*;
 
 /// `voltage.yaml`: what the daemon connects to and which services it runs.
@@ -142,6 +146,10 @@ pub struct Config {
     pub voltage: VoltageConfig,
     pub file_watch: bool,
     pub channels: Vec<Channel>,
+    /// `hissrv/hissrv.yaml` (absent = hissrv records nothing).
+    pub hissrv: Option<HissrvConfig>,
+    /// `netsrv/netsrv.yaml` (absent = nothing is forwarded northbound).
+    pub netsrv: Option<NetsrvConfig>,
     /// Things that are legal but probably not meant (a point without mapping, ...).
     pub warnings: Vec<String>,
 }
@@ -295,9 +303,57 @@ pub fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
             serial,
         });
     }
+    let hpath = dir.join("hissrv").join("hissrv.yaml");
+    let hfile = hpath.display().to_string();
+    let hissrv = read_optional(&hpath, &mut errors).and_then(|t| {
+        match parse_yaml::<HissrvConfig>(&hfile, &t) {
+            Ok(h) => {
+                for m in h.problems() {
+                    errors.push(ConfigError::file(&hfile, m));
+                }
+                for s in &h.sources {
+                    if !channels.iter().any(|c| c.id() == s.channel) {
+                        errors.push(ConfigError::file(
+                            &hfile,
+                            format!("sources: channel {} is not configured in comsrv", s.channel),
+                        ));
+                    }
+                }
+                Some(h)
+            }
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        }
+    });
+    let npath = dir.join("netsrv").join("netsrv.yaml");
+    let nfile = npath.display().to_string();
+    let netsrv = read_optional(&npath, &mut errors).and_then(|t| {
+        match parse_yaml::<NetsrvConfig>(&nfile, &t) {
+            Ok(n) => {
+                for m in n.problems() {
+                    errors.push(ConfigError::file(&nfile, m));
+                }
+                if hissrv.is_none() {
+                    errors.push(ConfigError::file(
+                        &nfile,
+                        "netsrv forwards the history log: configure hissrv/hissrv.yaml sources too",
+                    ));
+                }
+                Some(n)
+            }
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        }
+    });
     if errors.is_empty() {
         Ok(Config {
             dir: dir.to_path_buf(),
+            hissrv,
+            netsrv,
             voltage,
             file_watch,
             channels,

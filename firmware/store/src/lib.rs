@@ -312,6 +312,29 @@ impl Store {
         Ok(())
     }
 
+    /// Current values of one point type of a channel with their read times (epoch ms):
+    /// `(point_id, value text, ts)`, in one round trip. Used by history sampling.
+    pub async fn read_points(
+        &self,
+        channel: u32,
+        kind: PointType,
+    ) -> Result<Vec<(u32, String, Option<u64>)>, StoreError> {
+        let mut p = redis::pipe();
+        p.hgetall(keys::values(channel, kind))
+            .hgetall(keys::timestamps(channel, kind));
+        let mut c = self.conn.clone();
+        type Fields<V> = Vec<(String, V)>;
+        let (vals, ts): (Fields<String>, Fields<u64>) = p.query_async(&mut c).await?;
+        let ts: std::collections::HashMap<String, u64> = ts.into_iter().collect();
+        Ok(vals
+            .into_iter()
+            .filter_map(|(id, v)| {
+                let t = ts.get(&id).copied();
+                id.parse().ok().map(|id| (id, v, t))
+            })
+            .collect())
+    }
+
     /// Records a configuration error on a channel's status without touching its data.
     pub async fn set_config_error(&self, channel: u32, message: &str) -> Result<(), StoreError> {
         let mut c = self.conn.clone();

@@ -18,7 +18,7 @@ use voltage_store::{FunctionsState, Store};
 const SERVICES: &[&str] = &[
     "comsrv", "modsrv", "alarmsrv", "rulesrv", "hissrv", "gateway", "netsrv",
 ];
-const AVAILABLE: &[&str] = &["comsrv"];
+const AVAILABLE: &[&str] = &["comsrv", "hissrv", "netsrv"];
 
 #[derive(Parser)]
 #[command(name = "voltage", version, about = "VoltageEMS edge firmware")]
@@ -202,26 +202,58 @@ async fn run(dir: &Path, only: &[String]) -> anyhow::Result<()> {
             }
         }
     });
-    let svc = &cfg.voltage.services.comsrv;
-    let mut running = Vec::new();
-    if svc.enabled && wanted("comsrv") {
-        let addr: SocketAddr = format!("{}:{}", svc.bind, svc.port)
+    let addr_of = |name: &str, svc: &config::ServiceConfig| -> anyhow::Result<SocketAddr> {
+        format!("{}:{}", svc.bind, svc.port)
             .parse()
             .with_context(|| {
                 format!(
-                    "services.comsrv: bind {:?} port {} is not an address",
+                    "services.{name}: bind {:?} port {} is not an address",
                     svc.bind, svc.port
                 )
-            })?;
-        let r = comsrv::start(cfg.clone(), store.clone(), addr, stop.clone()).await?;
+            })
+    };
+    let mut running: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+    let svc = &cfg.voltage.services.comsrv;
+    if svc.enabled && wanted("comsrv") {
+        let r = comsrv::start(
+            cfg.clone(),
+            store.clone(),
+            addr_of("comsrv", svc)?,
+            stop.clone(),
+        )
+        .await?;
         tracing::info!(addr = %r.local_addr(), channels = cfg.channels.len(), "comsrv running");
-        running.push(r);
+        running.push(tokio::spawn(r.join()));
+    }
+    // hissrv and netsrv share one history log: hissrv writes it, both forward from it.
+    let (h, n) = (&cfg.voltage.services.hissrv, &cfg.voltage.services.netsrv);
+    let run_h = h.enabled && wanted("hissrv");
+    let run_n = n.enabled && wanted("netsrv") && cfg.netsrv.is_some();
+    if run_h || run_n {
+        let wal = hissrv::open_wal(&cfg).await?;
+        if run_h {
+            let r = hissrv::start(
+                &cfg,
+                store.clone(),
+                wal.clone(),
+                addr_of("hissrv", h)?,
+                stop.receiver(),
+            )
+            .await?;
+            tracing::info!(addr = %r.local_addr(), "hissrv running");
+            running.push(tokio::spawn(r.join()));
+        }
+        if run_n {
+            let r = netsrv::start(&cfg, wal, addr_of("netsrv", n)?, stop.receiver()).await?;
+            tracing::info!(addr = %r.local_addr(), "netsrv running");
+            running.push(tokio::spawn(r.join()));
+        }
     }
     if running.is_empty() {
         tracing::warn!("no service to run");
     }
     for r in running {
-        r.join().await;
+        let _ = r.await;
     }
     tracing::info!("voltage stopped");
     Ok(())

@@ -1,0 +1,116 @@
+//! A real MQTT broker (Debian's mosquitto) for tests, with persistence so that a subscriber's
+//! session survives a broker restart; and a subscriber that records every message.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub struct Mosquitto {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Mosquitto {
+    pub async fn start() -> Mosquitto {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut m = Mosquitto {
+            port,
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        m.restart().await;
+        m
+    }
+
+    pub async fn restart(&mut self) {
+        let d = self.dir.path();
+        let conf = d.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nautosave_interval 1\nlog_dest none\n",
+                self.port,
+                d.display()
+            ),
+        )
+        .unwrap();
+        self.child = Some(
+            Command::new("mosquitto")
+                .arg("-c")
+                .arg(&conf)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("mosquitto runs (scripts/test installs it)"),
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "mosquitto did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops the broker with SIGTERM (it saves its persistent state).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Subscribes (persistent session, QoS 1) to `topic` and keeps every payload, reconnecting
+/// after broker restarts.
+pub async fn subscribe(port: u16, topic: &str) -> Arc<Mutex<Vec<String>>> {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let got: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut o = MqttOptions::new(format!("test-sub-{port}"), "127.0.0.1", port);
+    o.set_clean_session(false);
+    o.set_keep_alive(Duration::from_secs(5));
+    let (client, mut events) = AsyncClient::new(o, 64);
+    let (g, t) = (got.clone(), topic.to_string());
+    let (subscribed_tx, mut subscribed) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let _client = client.clone();
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    let _ = client.subscribe(t.clone(), QoS::AtLeastOnce).await;
+                }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    let _ = subscribed_tx.send(true);
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    g.lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&p.payload).to_string());
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), subscribed.wait_for(|s| *s))
+        .await
+        .expect("subscribed")
+        .unwrap();
+    got
+}
