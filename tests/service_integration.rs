@@ -301,3 +301,114 @@ async fn history_without_influxdb_is_served_from_the_local_log() {
     assert_eq!(got, want, "oldest first, with the readings' timestamps");
     h.stop().await;
 }
+
+/// The v2 write API (`/api/v2/write?org=&bucket=`, `Authorization: Token`) against a real
+/// VictoriaMetrics, which accepts it (it proves the request shape and delivery).
+#[tokio::test]
+async fn hissrv_writes_through_the_influxdb_v2_api() {
+    let env = TestEnv::new().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let data = tempfile::tempdir().unwrap();
+    let _vm = tokio::process::Command::new("victoria-metrics")
+        .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+        .arg(format!("-storageDataPath={}", data.path().display()))
+        .arg("-search.latencyOffset=0s")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("victoria-metrics runs (scripts/test installs it)");
+    let up = || async move {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), up, |u| *u).await,
+        "victoria-metrics did not start"
+    );
+    history_config(&env, 41, None, 50);
+    env.write(
+        "hissrv/hissrv.yaml",
+        &format!(
+            "influxdb: {{url: \"http://127.0.0.1:{port}\", api: v2, org: site, bucket: ems, token: secret, flush_interval_ms: 100}}\nsources:\n  - {{channel: 41, types: [T], interval_ms: 50}}\nwal: {{dir: wal, max_bytes: 8388608}}\n"
+        ),
+    );
+    let h = env.start_hissrv().await;
+    let t0 = now_ms() - 5_000;
+    put_reading(&env, 41, 9, 42.25, t0).await;
+    let export = || async move {
+        http_request(port, "GET", "/api/v1/export?match[]=telemetry_value", "")
+            .await
+            .1
+    };
+    let mut body = String::new();
+    assert!(
+        wait_until(Duration::from_secs(15), export, |b| {
+            body = b.clone();
+            b.contains("42.25")
+        })
+        .await,
+        "not delivered: {body:?}"
+    );
+    assert!(
+        body.contains("\"channel_id\":\"41\"") && body.contains("\"point_id\":\"9\""),
+        "{body}"
+    );
+    assert!(
+        body.contains(&t0.to_string()),
+        "original timestamp (ms in VictoriaMetrics): {body}"
+    );
+    h.stop().await;
+}
+
+/// A batch InfluxDB refuses with 400 (a field type conflict) is logged, counted and skipped,
+/// not retried forever: later samples still arrive.
+#[tokio::test]
+async fn a_batch_influxdb_rejects_is_counted_and_skipped() {
+    let env = TestEnv::new().await;
+    let influx = voltage_tests::influx::Influxd::start().await;
+    influx.query("", "CREATE DATABASE ems").await;
+    // `value` becomes an integer field of the measurement in the current shard: float writes
+    // to the same shard now conflict.
+    let line = format!(
+        "telemetry,channel_id=42,point_id=1 value=1i {}",
+        (now_ms() - 3000) * 1_000_000
+    );
+    let (code, _) = http_request(influx.port, "POST", "/write?db=ems", &line).await;
+    assert_eq!(code, 204);
+    history_config(&env, 42, Some((&influx.url(), "ems")), 50);
+    let h = env.start_hissrv().await;
+    put_reading(&env, 42, 1, 1.5, now_ms() - 1000).await;
+    let status = || async { http_get(h.local_addr(), "/status").await.1 };
+    let mut s = String::new();
+    assert!(
+        wait_until(Duration::from_secs(10), status, |b| {
+            s = b.clone();
+            b.contains("\"rejected_points\":1")
+        })
+        .await,
+        "{s}"
+    );
+    assert!(
+        s.contains("field type conflict"),
+        "the server's reason is kept: {s}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+    let sink = v["log"]["sinks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["sink"] == "influxdb")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        sink["records"], 0,
+        "the cursor moved past the rejected batch"
+    );
+    h.stop().await;
+}
