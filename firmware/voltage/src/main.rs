@@ -61,7 +61,7 @@ fn main() -> std::process::ExitCode {
     init_tracing(&cli.log_format);
     let result = match cli.command {
         Command::CheckConfig { dir } => check_config(&dir),
-        Command::Plan { dir } => load(&dir).map(|c| print!("{}", plan::render(&c))),
+        Command::Plan { dir } => load(&dir).map(|c| emit(&plan::render(&c))),
         Command::Run { config, only } => runtime().and_then(|rt| rt.block_on(run(&config, &only))),
         Command::LoadFunctions { config, redis_url } => {
             runtime().and_then(|rt| rt.block_on(load_functions(config.as_deref(), redis_url)))
@@ -74,6 +74,12 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Writes command output to stdout; a closed pipe (`voltage plan DIR | head`) is not an error.
+fn emit(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 fn init_tracing(format: &str) {

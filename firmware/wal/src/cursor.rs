@@ -52,7 +52,16 @@ impl SinkCursor {
 pub struct Cursors {
     dir: PathBuf,
     map: BTreeMap<String, SinkCursor>,
+    /// When each sink's cursor was last written.
+    written: BTreeMap<String, std::time::Instant>,
+    /// Sinks whose cursor moved since it was last written.
+    moved: std::collections::BTreeSet<String>,
 }
+
+/// A moving cursor is written at most this often (and on [`Cursors::flush`]): after a crash a
+/// sink re-delivers at most this much, which its at-least-once contract allows, and a fast
+/// replay does not pay two fsyncs per batch.
+const PERSIST_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 fn valid(sink: &str) -> bool {
     !sink.is_empty()
@@ -96,6 +105,8 @@ impl Cursors {
         Ok(Cursors {
             dir: dir.to_path_buf(),
             map,
+            written: BTreeMap::new(),
+            moved: Default::default(),
         })
     }
 
@@ -152,7 +163,27 @@ impl Cursors {
             })?;
         if n != c {
             self.map.insert(sink.to_string(), n);
-            self.persist(sink)?;
+            let due = self
+                .written
+                .get(sink)
+                .is_none_or(|t| t.elapsed() >= PERSIST_EVERY);
+            if due {
+                self.persist(sink)?;
+                self.moved.remove(sink);
+                self.written
+                    .insert(sink.to_string(), std::time::Instant::now());
+            } else {
+                self.moved.insert(sink.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes every cursor that moved since it was last written.
+    pub(crate) fn flush(&mut self) -> Result<(), WalError> {
+        for n in std::mem::take(&mut self.moved) {
+            self.persist(&n)?;
+            self.written.insert(n, std::time::Instant::now());
         }
         Ok(())
     }

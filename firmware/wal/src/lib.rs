@@ -9,7 +9,9 @@
 //! - `{first_seq:020}.seg`: a segment; a 5-byte header (`VWAL` + format version 1), then records,
 //!   each `len: u32 LE`, `crc32: u32 LE` (of the payload), `payload` (postcard of [`Record`]).
 //!   Sequence numbers are implicit: the file name's first one, then consecutive.
-//! - `cursors/{sink}`: `cursor lost_records` as text, replaced atomically (write, fsync, rename).
+//! - `cursors/{sink}`: `cursor lost_records` as text, replaced atomically (write, fsync, rename);
+//!   a moving cursor is written at most every 0.5 s and on `sync`/drop, so after a crash a sink
+//!   re-delivers at most that much (its contract is at-least-once; InfluxDB writes are idempotent).
 //!
 //! Recovery reads every record and checks its checksum. A torn or corrupt tail of the newest
 //! segment (a power cut in the middle of a write) is cut off and reported; a bad record inside an
@@ -258,7 +260,9 @@ impl Wal {
         Ok(())
     }
 
+    /// Flushes the active segment and every moved cursor to disk.
     pub fn sync(&mut self) -> Result<(), WalError> {
+        self.cursors.flush()?;
         if let (Some(f), Some(s)) = (self.active.as_ref(), self.segments.last()) {
             f.sync_data().map_err(io(&s.path))?;
             self.syncs += 1;
@@ -371,6 +375,14 @@ impl Wal {
             })?;
         }
         Ok(out)
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        if let Err(e) = self.sync() {
+            tracing::warn!(error = %e, "history log: final sync failed");
+        }
     }
 }
 
