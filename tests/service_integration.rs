@@ -412,3 +412,124 @@ async fn a_batch_influxdb_rejects_is_counted_and_skipped() {
     );
     h.stop().await;
 }
+
+/// netsrv's HTTP sink POSTs log batches as JSON and retries a batch the endpoint refused.
+#[tokio::test]
+async fn netsrv_http_sink_posts_batches_and_retries_refused_ones() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let env = TestEnv::new().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let b2 = bodies.clone();
+    tokio::spawn(async move {
+        let mut n = 0;
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            n += 1;
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let body = loop {
+                let k = s.read(&mut chunk).await.unwrap_or(0);
+                if k == 0 {
+                    break None;
+                }
+                buf.extend_from_slice(&chunk[..k]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some((head, rest)) = text.split_once("\r\n\r\n") {
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if rest.len() >= len {
+                        break Some(rest[..len].to_string());
+                    }
+                }
+            };
+            // The first request is refused: the batch must come again.
+            let status = if n == 1 {
+                "500 Internal Server Error"
+            } else {
+                "204 No Content"
+            };
+            if n > 1 {
+                if let Some(b) = body {
+                    b2.lock().unwrap().push(b);
+                }
+            }
+            let _ = s
+                .write_all(
+                    format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                        .as_bytes(),
+                )
+                .await;
+        }
+    });
+    history_config(&env, 51, None, 50);
+    env.write(
+        "netsrv/netsrv.yaml",
+        &format!(
+            "device_id: site-9\nhttp: {{url: \"http://127.0.0.1:{port}/ingest\", batch_size: 3}}\n"
+        ),
+    );
+    let cfg = voltage_core::config::load_dir(env.path()).unwrap();
+    let store = voltage_store::Store::connect(&env.redis_url, Duration::from_secs(2))
+        .await
+        .unwrap();
+    let wal = hissrv::open_wal(&cfg).await.unwrap();
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let h = hissrv::start(
+        &cfg,
+        store,
+        wal.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        rx.clone(),
+    )
+    .await
+    .unwrap();
+    let n = netsrv::start(&cfg, wal, "127.0.0.1:0".parse().unwrap(), rx)
+        .await
+        .unwrap();
+    let t0 = now_ms() - 30_000;
+    for i in 0..7u64 {
+        put_reading(&env, 51, 3, i as f64, t0 + i * 1000).await;
+        tokio::time::sleep(Duration::from_millis(120)).await;
+    }
+    let values = || {
+        let mut v: Vec<(u64, f64)> = Vec::new();
+        for b in bodies.lock().unwrap().iter() {
+            let j: serde_json::Value = serde_json::from_str(b).unwrap();
+            assert_eq!(j["device_id"], "site-9");
+            for p in j["points"].as_array().unwrap() {
+                v.push((p["seq"].as_u64().unwrap(), p["value"].as_f64().unwrap()));
+            }
+        }
+        v
+    };
+    assert!(
+        wait_until(
+            Duration::from_secs(15),
+            || async { values().len() },
+            |n| *n >= 7
+        )
+        .await,
+        "{:?}",
+        values()
+    );
+    let got = values();
+    assert_eq!(
+        got.iter().map(|p| p.1).collect::<Vec<_>>(),
+        (0..7).map(|i| i as f64).collect::<Vec<_>>(),
+        "all, in order, after the refused batch was sent again"
+    );
+    let (_, st) = http_get(n.local_addr(), "/status").await;
+    assert!(st.contains("\"failures\":1"), "{st}");
+    h.stop().await;
+    n.stop().await;
+}
