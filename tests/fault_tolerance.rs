@@ -339,9 +339,16 @@ async fn a_torn_log_tail_is_truncated_and_the_rest_is_delivered() {
     .await;
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v.as_array().map(|a| a.len()), Some(3), "{body}");
+    let now = std::fs::read(last).unwrap();
+    let good = bytes.len() - 11;
     assert_eq!(
-        std::fs::metadata(last).unwrap().len() as usize,
-        bytes.len() - 11,
+        &now[..good],
+        &bytes[..good],
+        "the records before the tear are intact"
+    );
+    assert_ne!(
+        now.get(good..good + 8),
+        Some(&bytes[good..good + 8]),
         "the torn tail was cut off"
     );
     h.stop().await;
@@ -356,24 +363,7 @@ async fn mqtt_broker_down_and_back_delivers_every_sample_in_order() {
     let got = voltage_tests::mqtt::subscribe(broker.port, "voltage/site-1/telemetry").await;
     history_config(&env, 31, None, 50);
     env.write("netsrv/netsrv.yaml", &format!("device_id: site-1\nmqtt: {{host: 127.0.0.1, port: {}, batch_size: 4, keep_alive_s: 5}}\n", broker.port));
-    let cfg = voltage_core::config::load_dir(env.path()).unwrap();
-    let store = voltage_store::Store::connect(&env.redis_url, Duration::from_secs(2))
-        .await
-        .unwrap();
-    let wal = hissrv::open_wal(&cfg).await.unwrap();
-    let (_tx, rx) = tokio::sync::watch::channel(false);
-    let h = hissrv::start(
-        &cfg,
-        store,
-        wal.clone(),
-        "127.0.0.1:0".parse().unwrap(),
-        rx.clone(),
-    )
-    .await
-    .unwrap();
-    let n = netsrv::start(&cfg, wal, "127.0.0.1:0".parse().unwrap(), rx)
-        .await
-        .unwrap();
+    let (h, n) = env.start_history_and_net().await;
     let t0 = now_ms() - 60_000;
     let mut want = Vec::new();
     for i in 0..20u64 {

@@ -478,24 +478,7 @@ async fn netsrv_http_sink_posts_batches_and_retries_refused_ones() {
             "device_id: site-9\nhttp: {{url: \"http://127.0.0.1:{port}/ingest\", batch_size: 3}}\n"
         ),
     );
-    let cfg = voltage_core::config::load_dir(env.path()).unwrap();
-    let store = voltage_store::Store::connect(&env.redis_url, Duration::from_secs(2))
-        .await
-        .unwrap();
-    let wal = hissrv::open_wal(&cfg).await.unwrap();
-    let (_tx, rx) = tokio::sync::watch::channel(false);
-    let h = hissrv::start(
-        &cfg,
-        store,
-        wal.clone(),
-        "127.0.0.1:0".parse().unwrap(),
-        rx.clone(),
-    )
-    .await
-    .unwrap();
-    let n = netsrv::start(&cfg, wal, "127.0.0.1:0".parse().unwrap(), rx)
-        .await
-        .unwrap();
+    let (h, n) = env.start_history_and_net().await;
     let t0 = now_ms() - 30_000;
     for i in 0..7u64 {
         put_reading(&env, 51, 3, i as f64, t0 + i * 1000).await;

@@ -130,6 +130,31 @@ impl TestEnv {
             .expect("hissrv starts")
     }
 
+    /// hissrv and netsrv on one history log, as the daemon runs them.
+    pub async fn start_history_and_net(&self) -> (hissrv::Running, netsrv::Running) {
+        let cfg = voltage_core::config::load_dir(self.path())
+            .unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
+        let store = Store::connect(&self.redis_url, Duration::from_secs(2))
+            .await
+            .expect("store");
+        let wal = hissrv::open_wal(&cfg).await.expect("history log opens");
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        std::mem::forget(tx);
+        let h = hissrv::start(
+            &cfg,
+            store,
+            wal.clone(),
+            "127.0.0.1:0".parse().unwrap(),
+            rx.clone(),
+        )
+        .await
+        .expect("hissrv starts");
+        let n = netsrv::start(&cfg, wal, "127.0.0.1:0".parse().unwrap(), rx)
+            .await
+            .expect("netsrv starts");
+        (h, n)
+    }
+
     /// Waits until `HGET key field` equals `want` (as text), or panics after `timeout` with the
     /// last value seen.
     pub async fn wait_value(&self, key: &str, field: &str, want: &str, timeout: Duration) {
@@ -191,28 +216,7 @@ pub const MODBUS_MAPPING_HEADER: &str =
 
 /// Minimal HTTP/1.1 GET: returns status code and body.
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connect http");
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .expect("write request");
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.expect("read response");
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status line");
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (code, body)
+    http(addr, "GET", path, "").await
 }
 
 /// Path of a workspace binary built next to the test executable (`scripts/test` builds them
@@ -231,12 +235,17 @@ pub fn workspace_bin(name: &str) -> std::path::PathBuf {
 
 /// Any HTTP/1.1 request to 127.0.0.1:`port`: returns status code and body.
 pub async fn http_request(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+    http(SocketAddr::from(([127, 0, 0, 1], port)), method, path, body).await
+}
+
+/// One HTTP/1.1 request (`Connection: close`): status code and (de-chunked) body.
+async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+    let mut s = tokio::net::TcpStream::connect(addr)
         .await
         .expect("connect http");
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).await.expect("write request");
@@ -279,28 +288,7 @@ fn dechunk(s: &str) -> String {
 
 /// Minimal HTTP/1.1 POST of a JSON body: returns status code and body.
 pub async fn http_post(addr: SocketAddr, path: &str, json: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connect http");
-    let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
-        json.len()
-    );
-    s.write_all(req.as_bytes()).await.expect("write request");
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.expect("read response");
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status line");
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (code, body)
+    http(addr, "POST", path, json).await
 }
 
 /// Writes a reading the way comsrv does (value + read time) straight into Redis, for history
