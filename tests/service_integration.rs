@@ -516,3 +516,119 @@ async fn netsrv_http_sink_posts_batches_and_retries_refused_ones() {
     h.stop().await;
     n.stop().await;
 }
+
+async fn start_alarmsrv(env: &TestEnv) -> alarmsrv::Running {
+    let store = voltage_store::Store::connect(&env.redis_url, Duration::from_secs(2))
+        .await
+        .unwrap();
+    store.load_functions().await.unwrap();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    std::mem::forget(tx);
+    alarmsrv::start(store, "127.0.0.1:0".parse().unwrap(), rx)
+        .await
+        .unwrap()
+}
+
+async fn fcall_get(env: &TestEnv, f: &str, key: &str) -> serde_json::Value {
+    let mut c = env.redis().await;
+    let s: String = redis::cmd("FCALL")
+        .arg(f)
+        .arg(1)
+        .arg(key)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    serde_json::from_str(&s).unwrap()
+}
+
+/// TC-ALARMSRV-001: an alarm created over HTTP is stored by the Lua function, Active.
+#[tokio::test]
+async fn tc_alarmsrv_001_alarm_creation_and_storage() {
+    let env = TestEnv::new().await;
+    let a = start_alarmsrv(&env).await;
+    let req = r#"{"title":"High Temperature Alert","description":"Temperature exceeded threshold","level":"Warning","source":"sensor_001","metadata":{"current_value":85.5,"threshold":80.0,"unit":"°C"}}"#;
+    let (code, body) = http_post(a.local_addr(), "/alarms", req).await;
+    assert_eq!(code, 201, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let alarm = fcall_get(&env, "alarm_get", &id).await;
+    assert_eq!(alarm["title"], "High Temperature Alert");
+    assert_eq!(alarm["level"], "Warning");
+    assert_eq!(alarm["status"], "Active");
+    assert_eq!(alarm["metadata"]["threshold"], 80.0);
+    // A bad level is refused with the function's message, as a 400 in the JSON error shape.
+    let (code, body) = http_post(
+        a.local_addr(),
+        "/alarms",
+        r#"{"title":"x","level":"Severe","source":"s"}"#,
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("must be one of Info, Warning, Major, Critical"), "{body}");
+    let (code, _) = http_get(a.local_addr(), "/alarms/999").await;
+    assert_eq!(code, 404);
+    a.stop().await;
+}
+
+/// TC-ALARMSRV-002: acknowledgment sets status, who and when; illegal transitions are 409.
+#[tokio::test]
+async fn tc_alarmsrv_002_alarm_acknowledgment_flow() {
+    let env = TestEnv::new().await;
+    let a = start_alarmsrv(&env).await;
+    let (_, body) = http_post(
+        a.local_addr(),
+        "/alarms",
+        r#"{"title":"Door open","level":"Major","source":"door_1"}"#,
+    )
+    .await;
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, body) = http_post(
+        a.local_addr(),
+        &format!("/alarms/{id}/acknowledge"),
+        r#"{"acknowledged_by":"operator_001","notes":"Investigating temperature sensor"}"#,
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let alarm = fcall_get(&env, "alarm_get", &id).await;
+    assert_eq!(alarm["status"], "Acknowledged");
+    assert_eq!(alarm["acknowledged_by"], "operator_001");
+    assert!(
+        alarm["acknowledged_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z') && t.len() == 24),
+        "{alarm}"
+    );
+    let (code, body) = http_get(a.local_addr(), "/alarms?status=acknowledged&level=major").await;
+    assert_eq!(code, 200);
+    assert!(body.contains(&format!("\"id\":\"{id}\"")), "{body}");
+    let (code, body) = http_post(
+        a.local_addr(),
+        &format!("/alarms/{id}/acknowledge"),
+        r#"{"acknowledged_by":"x"}"#,
+    )
+    .await;
+    assert_eq!(
+        code, 409,
+        "acknowledging twice is an illegal transition: {body}"
+    );
+    let (code, _) = http_post(
+        a.local_addr(),
+        &format!("/alarms/{id}/resolve"),
+        r#"{"resolved_by":"operator_001"}"#,
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (code, body) = http_post(
+        a.local_addr(),
+        &format!("/alarms/{id}/acknowledge"),
+        r#"{"who":"x"}"#,
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    a.stop().await;
+}

@@ -23,6 +23,8 @@ pub enum StoreError {
     Redis(#[from] redis::RedisError),
     #[error("loading Redis function library {library}: {message}")]
     Functions { library: String, message: String },
+    #[error("{0}")]
+    Function(String),
     #[error("encoding {what}: {message}")]
     Encode { what: String, message: String },
 }
@@ -333,6 +335,32 @@ impl Store {
                 id.parse().ok().map(|id| (id, v, t))
             })
             .collect())
+    }
+
+    /// Calls a Redis Function (`FCALL`, or `FCALL_RO` when `read_only`). A function's error reply
+    /// comes back as [`StoreError::Function`] with its message, for the caller to map.
+    pub async fn fcall(
+        &self,
+        name: &str,
+        keys: &[&str],
+        args: &[&str],
+        read_only: bool,
+    ) -> Result<Option<String>, StoreError> {
+        let mut cmd = redis::cmd(if read_only { "FCALL_RO" } else { "FCALL" });
+        cmd.arg(name).arg(keys.len()).arg(keys).arg(args);
+        let mut c = self.conn.clone();
+        match cmd.query_async::<Option<String>>(&mut c).await {
+            Ok(v) => Ok(v),
+            Err(e)
+                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError)
+                    || e.code() == Some("ERR") =>
+            {
+                Err(StoreError::Function(
+                    e.detail().unwrap_or(&e.to_string()).to_string(),
+                ))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Records a configuration error on a channel's status without touching its data.

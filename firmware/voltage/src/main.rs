@@ -18,7 +18,7 @@ use voltage_store::{FunctionsState, Store};
 const SERVICES: &[&str] = &[
     "comsrv", "modsrv", "alarmsrv", "rulesrv", "hissrv", "gateway", "netsrv",
 ];
-const AVAILABLE: &[&str] = &["comsrv", "hissrv", "netsrv"];
+const AVAILABLE: &[&str] = &["comsrv", "alarmsrv", "hissrv", "netsrv"];
 
 #[derive(Parser)]
 #[command(name = "voltage", version, about = "VoltageEMS edge firmware")]
@@ -229,6 +229,12 @@ async fn run(dir: &Path, only: &[String]) -> anyhow::Result<()> {
         )
         .await?;
         tracing::info!(addr = %r.local_addr(), channels = cfg.channels.len(), "comsrv running");
+        running.push(tokio::spawn(r.join()));
+    }
+    let svc = &cfg.voltage.services.alarmsrv;
+    if svc.enabled && wanted("alarmsrv") {
+        let r = alarmsrv::start(store.clone(), addr_of("alarmsrv", svc)?, stop.receiver()).await?;
+        tracing::info!(addr = %r.local_addr(), "alarmsrv running");
         running.push(tokio::spawn(r.join()));
     }
     // hissrv and netsrv share one history log: hissrv writes it, both forward from it.

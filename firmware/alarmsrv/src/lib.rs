@@ -1,0 +1,283 @@
+//! alarmsrv (:6002): the alarm API. Every state change is one call of a `voltage_alarm` Redis
+//! Function, so a transition (Active -> Acknowledged -> Resolved) is atomic and checked next to
+//! the data, whichever service or operator triggers it.
+//!
+//! Routes: `POST /alarms` (201 `{"id":..}`), `GET /alarms?status=active|acknowledged|resolved&
+//! level=info|warning|major|critical&limit=N`, `GET /alarms/{id}`, `POST /alarms/{id}/acknowledge`
+//! (`{"acknowledged_by","notes"}`), `POST /alarms/{id}/resolve` (`{"resolved_by","notes"}`),
+//! `GET /health`. Errors: `{"error":{"code":..,"message":..}}`; a function's `not found` is 404,
+//! an illegal transition 409, any other refusal 400, Redis unreachable 503.
+//! Threshold rules on points (deadband, delays, latching, shelving) are not in this build.
+
+mod time;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use voltage_store::{Store, StoreError};
+use warp::http::StatusCode;
+use warp::Filter;
+
+pub use time::rfc3339_now;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AlarmsrvError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+type Reply = warp::reply::WithStatus<warp::reply::Json>;
+
+fn error(code: StatusCode, msg: impl Into<String>) -> Reply {
+    warp::reply::with_status(
+        warp::reply::json(
+            &serde_json::json!({"error": {"code": code.as_u16(), "message": msg.into()}}),
+        ),
+        code,
+    )
+}
+
+/// Maps a function's refusal to an HTTP status by its stable phrases.
+fn refusal(e: StoreError) -> Reply {
+    match e {
+        StoreError::Function(m) if m.contains("not found") => error(StatusCode::NOT_FOUND, m),
+        StoreError::Function(m) if m.contains("already exists") || m.contains("; only ") => {
+            error(StatusCode::CONFLICT, m)
+        }
+        StoreError::Function(m) => error(StatusCode::BAD_REQUEST, m),
+        other => error(StatusCode::SERVICE_UNAVAILABLE, format!("redis: {other}")),
+    }
+}
+
+fn json_reply(code: StatusCode, text: Option<String>) -> Reply {
+    let v: serde_json::Value = text
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null);
+    warp::reply::with_status(warp::reply::json(&v), code)
+}
+
+/// `active` -> `Active`: the API takes lower case, the functions the canonical spelling.
+fn canonical(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + &c.as_str().to_ascii_lowercase(),
+        None => String::new(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Ack {
+    acknowledged_by: String,
+    #[serde(default)]
+    notes: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Resolve {
+    resolved_by: String,
+    #[serde(default)]
+    notes: String,
+}
+
+pub struct Running {
+    local_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+    pub async fn join(self) {
+        let _ = self.task.await;
+    }
+}
+
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|v| *v).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+pub async fn start(
+    store: Store,
+    addr: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<Running, AlarmsrvError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| AlarmsrvError::Bind { addr, source })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| AlarmsrvError::Bind { addr, source })?;
+    let port = local_addr.port();
+    let (stop_tx, mut stop) = watch::channel(false);
+    let fwd = stop_tx.clone();
+    tokio::spawn(async move {
+        stopped(&mut shutdown).await;
+        let _ = fwd.send(true);
+    });
+    let body = warp::body::content_length_limit(64 * 1024).and(warp::body::bytes());
+    let s = store.clone();
+    let health = warp::path!("health").and(warp::get()).then(move || {
+        let s = s.clone();
+        async move {
+            let service = serde_json::json!({"name": "alarmsrv", "port": port});
+            match tokio::time::timeout(Duration::from_secs(1), s.ping()).await {
+                Ok(Ok(())) => warp::reply::with_status(warp::reply::json(&serde_json::json!({"status": "healthy", "service": service})), StatusCode::OK),
+                _ => warp::reply::with_status(
+                    warp::reply::json(&serde_json::json!({"status": "unhealthy", "service": service, "reason": "redis unreachable"})),
+                    StatusCode::SERVICE_UNAVAILABLE,
+                ),
+            }
+        }
+    });
+    let s = store.clone();
+    let create = warp::path!("alarms")
+        .and(warp::post())
+        .and(body)
+        .then(move |b: bytes::Bytes| {
+            let s = s.clone();
+            async move {
+                let Ok(text) = std::str::from_utf8(&b) else {
+                    return error(StatusCode::BAD_REQUEST, "body is not UTF-8");
+                };
+                if let Err(e) = serde_json::from_str::<serde_json::Value>(text) {
+                    return error(StatusCode::BAD_REQUEST, format!("request body: {e}"));
+                }
+                match s
+                    .fcall("alarm_create", &[], &[text, &rfc3339_now()], false)
+                    .await
+                {
+                    Ok(r) => json_reply(StatusCode::CREATED, r),
+                    Err(e) => refusal(e),
+                }
+            }
+        });
+    let s = store.clone();
+    let list = warp::path!("alarms")
+        .and(warp::get())
+        .and(warp::query::<HashMap<String, String>>())
+        .then(move |q: HashMap<String, String>| {
+            let s = s.clone();
+            async move {
+                let mut args: Vec<String> = Vec::new();
+                for k in q.keys() {
+                    if !["status", "level", "limit"].contains(&k.as_str()) {
+                        return error(
+                            StatusCode::BAD_REQUEST,
+                            format!("unknown query parameter {k:?}; use status, level, limit"),
+                        );
+                    }
+                }
+                for (k, v) in [
+                    ("status", q.get("status").map(|v| canonical(v))),
+                    ("level", q.get("level").map(|v| canonical(v))),
+                    ("limit", q.get("limit").cloned()),
+                ] {
+                    if let Some(v) = v {
+                        args.push(k.into());
+                        args.push(v);
+                    }
+                }
+                let a: Vec<&str> = args.iter().map(String::as_str).collect();
+                match s.fcall("alarm_list", &[], &a, true).await {
+                    Ok(r) => json_reply(StatusCode::OK, r),
+                    Err(e) => refusal(e),
+                }
+            }
+        });
+    let s = store.clone();
+    let get = warp::path!("alarms" / String)
+        .and(warp::get())
+        .then(move |id: String| {
+            let s = s.clone();
+            async move {
+                match s.fcall("alarm_get", &[&id], &[], true).await {
+                    Ok(r) => json_reply(StatusCode::OK, r),
+                    Err(e) => refusal(e),
+                }
+            }
+        });
+    let s = store.clone();
+    let act = warp::path!("alarms" / String / String)
+        .and(warp::post())
+        .and(body)
+        .then(move |id: String, action: String, b: bytes::Bytes| {
+            let s = s.clone();
+            async move {
+                let now = rfc3339_now();
+                let (func, who, notes) = match action.as_str() {
+                    "acknowledge" => match serde_json::from_slice::<Ack>(&b) {
+                        Ok(a) => ("alarm_acknowledge", a.acknowledged_by, a.notes),
+                        Err(e) => {
+                            return error(StatusCode::BAD_REQUEST, format!("request body: {e}"))
+                        }
+                    },
+                    "resolve" => match serde_json::from_slice::<Resolve>(&b) {
+                        Ok(r) => ("alarm_resolve", r.resolved_by, r.notes),
+                        Err(e) => {
+                            return error(StatusCode::BAD_REQUEST, format!("request body: {e}"))
+                        }
+                    },
+                    _ => {
+                        return error(
+                            StatusCode::NOT_FOUND,
+                            format!("no action {action:?}; use acknowledge or resolve"),
+                        )
+                    }
+                };
+                tracing::info!(alarm = %id, action = %action, by = %who, "alarm transition");
+                match s.fcall(func, &[&id], &[&who, &now, &notes], false).await {
+                    Ok(r) => json_reply(StatusCode::OK, r),
+                    Err(e) => refusal(e),
+                }
+            }
+        });
+    let routes =
+        health
+            .or(create)
+            .or(list)
+            .or(get)
+            .or(act)
+            .recover(|r: warp::Rejection| async move {
+                let (code, msg) = if r.is_not_found() {
+                    (StatusCode::NOT_FOUND, "no such route".to_string())
+                } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {
+                    (
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "request body over 64 KiB".to_string(),
+                    )
+                } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
+                    (
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "method not allowed".to_string(),
+                    )
+                } else {
+                    (StatusCode::BAD_REQUEST, format!("{r:?}"))
+                };
+                Ok::<_, std::convert::Infallible>(error(code, msg))
+            });
+    let server = warp::serve(routes)
+        .incoming(listener)
+        .graceful(async move { stopped(&mut stop).await })
+        .run();
+    let task = tokio::spawn(server);
+    Ok(Running {
+        local_addr,
+        stop: stop_tx,
+        task,
+    })
+}
