@@ -566,7 +566,10 @@ async fn tc_alarmsrv_001_alarm_creation_and_storage() {
     )
     .await;
     assert_eq!(code, 400, "{body}");
-    assert!(body.contains("must be one of Info, Warning, Major, Critical"), "{body}");
+    assert!(
+        body.contains("must be one of Info, Warning, Major, Critical"),
+        "{body}"
+    );
     let (code, _) = http_get(a.local_addr(), "/alarms/999").await;
     assert_eq!(code, 404);
     a.stop().await;
@@ -631,4 +634,112 @@ async fn tc_alarmsrv_002_alarm_acknowledgment_flow() {
     .await;
     assert_eq!(code, 400, "{body}");
     a.stop().await;
+}
+
+async fn start_modsrv(env: &TestEnv) -> modsrv::Running {
+    env.write(
+        "modsrv/templates/power_station_template.yaml",
+        include_str!("../config/modsrv/templates/power_station_template.yaml"),
+    );
+    let store = voltage_store::Store::connect(&env.redis_url, Duration::from_secs(2))
+        .await
+        .unwrap();
+    store.load_functions().await.unwrap();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    std::mem::forget(tx);
+    modsrv::start(env.path(), store, "127.0.0.1:0".parse().unwrap(), rx)
+        .await
+        .unwrap()
+}
+
+/// TC-MODSRV-001: a model created from the shipped power station template is stored by the Lua
+/// function, and the expansion created its voltage points; mapped points carry live values.
+#[tokio::test]
+async fn tc_modsrv_001_model_creation_and_template_expansion() {
+    let env = TestEnv::new().await;
+    let m = start_modsrv(&env).await;
+    let req = r#"{"model_id":"model_001","name":"Test Power Station","template_id":"power_station_template","parameters":{"capacity_mw":100,"voltage_kv":35,"location":"Site A"}}"#;
+    let (code, body) = http_post(m.local_addr(), "/models", req).await;
+    assert_eq!(code, 201, "{body}");
+    let model = fcall_get(&env, "model_get", "model_001").await;
+    assert_eq!(model["name"], "Test Power Station");
+    assert_eq!(model["parameters"]["capacity_mw"], 100);
+    let points = fcall_get(&env, "model_get_points", "model_001").await;
+    let pts = points.as_array().unwrap();
+    assert!(
+        pts.iter()
+            .any(|p| p["name"].as_str().unwrap().contains("voltage")),
+        "{points}"
+    );
+    let va = pts.iter().find(|p| p["name"] == "voltage_a").unwrap();
+    assert_eq!(va["description"], "Phase A voltage (35 kV nominal)");
+    assert_eq!(va["mapping"], "comsrv:1001:T:1");
+    // Live value of a mapped point.
+    put_reading(&env, 1001, 1, 35.2, now_ms()).await;
+    let (code, body) = http_get(m.local_addr(), "/models/model_001/points").await;
+    assert_eq!(code, 200);
+    assert!(body.contains("\"value\":35.2"), "{body}");
+    // Duplicate id, unknown template, missing and unknown parameters.
+    assert_eq!(http_post(m.local_addr(), "/models", req).await.0, 409);
+    let (code, body) = http_post(
+        m.local_addr(),
+        "/models",
+        r#"{"model_id":"m2","name":"x","template_id":"wind_farm","parameters":{}}"#,
+    )
+    .await;
+    assert!(
+        code == 400 && body.contains("unknown template_id \\\"wind_farm\\\""),
+        "{code} {body}"
+    );
+    let (code, body) = http_post(
+        m.local_addr(),
+        "/models",
+        r#"{"model_id":"m3","name":"x","template_id":"power_station_template","parameters":{}}"#,
+    )
+    .await;
+    assert!(
+        code == 400 && body.contains("missing parameter \\\"capacity_mw\\\""),
+        "{code} {body}"
+    );
+    m.stop().await;
+}
+
+/// TC-MODSRV-002: an update changes name and parameters and re-expands the points.
+#[tokio::test]
+async fn tc_modsrv_002_model_update_operations() {
+    let env = TestEnv::new().await;
+    let m = start_modsrv(&env).await;
+    let req = r#"{"model_id":"model_002","name":"Station","template_id":"power_station_template","parameters":{"capacity_mw":100,"voltage_kv":35,"location":"Site A"}}"#;
+    assert_eq!(http_post(m.local_addr(), "/models", req).await.0, 201);
+    let (code, body) = http_request(
+        m.local_addr().port(),
+        "PUT",
+        "/models/model_002",
+        r#"{"name":"Updated Power Station","parameters":{"capacity_mw":150,"voltage_kv":110,"location":"Site B"}}"#,
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let model = fcall_get(&env, "model_get", "model_002").await;
+    assert_eq!(model["name"], "Updated Power Station");
+    assert_eq!(model["parameters"]["capacity_mw"], 150);
+    assert_eq!(model["parameters"]["location"], "Site B");
+    let points = fcall_get(&env, "model_get_points", "model_002").await;
+    assert!(
+        points
+            .to_string()
+            .contains("Phase A voltage (110 kV nominal)"),
+        "{points}"
+    );
+    let (code, _) = http_request(
+        m.local_addr().port(),
+        "PUT",
+        "/models/nope",
+        r#"{"name":"x"}"#,
+    )
+    .await;
+    assert_eq!(code, 404);
+    let (code, _) = http_request(m.local_addr().port(), "DELETE", "/models/model_002", "").await;
+    assert_eq!(code, 200);
+    assert_eq!(http_get(m.local_addr(), "/models/model_002").await.0, 404);
+    m.stop().await;
 }

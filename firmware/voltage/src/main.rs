@@ -18,7 +18,7 @@ use voltage_store::{FunctionsState, Store};
 const SERVICES: &[&str] = &[
     "comsrv", "modsrv", "alarmsrv", "rulesrv", "hissrv", "gateway", "netsrv",
 ];
-const AVAILABLE: &[&str] = &["comsrv", "alarmsrv", "hissrv", "netsrv"];
+const AVAILABLE: &[&str] = &["comsrv", "modsrv", "alarmsrv", "hissrv", "netsrv"];
 
 #[derive(Parser)]
 #[command(name = "voltage", version, about = "VoltageEMS edge firmware")]
@@ -229,6 +229,12 @@ async fn run(dir: &Path, only: &[String]) -> anyhow::Result<()> {
         )
         .await?;
         tracing::info!(addr = %r.local_addr(), channels = cfg.channels.len(), "comsrv running");
+        running.push(tokio::spawn(r.join()));
+    }
+    let svc = &cfg.voltage.services.modsrv;
+    if svc.enabled && wanted("modsrv") {
+        let r = modsrv::start(dir, store.clone(), addr_of("modsrv", svc)?, stop.receiver()).await?;
+        tracing::info!(addr = %r.local_addr(), "modsrv running");
         running.push(tokio::spawn(r.join()));
     }
     let svc = &cfg.voltage.services.alarmsrv;

@@ -1,0 +1,331 @@
+//! modsrv (:6001): models of equipment (a station, a battery, a PCS) expanded from templates and
+//! stored with the `voltage_model` Redis Functions, with their points' live values.
+//!
+//! Routes: `POST /models` (`{"model_id","name","template_id","parameters"}`: 201; 409 duplicate;
+//! 400 unknown template or parameter, naming it), `GET /models`, `GET /models/{id}`,
+//! `PUT /models/{id}` (`{"name"?, "parameters"?}`: re-expands the points, 200),
+//! `DELETE /models/{id}`, `GET /models/{id}/points` (each point with `value` and `ts` when it is
+//! mapped to a channel point such as `comsrv:1001:T:1`), `GET /health`.
+
+pub mod template;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use template::Template;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use voltage_core::PointType;
+use voltage_store::{Store, StoreError};
+use warp::http::StatusCode;
+use warp::Filter;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModsrvError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("templates: {0}")]
+    Templates(String),
+}
+
+type Reply = warp::reply::WithStatus<warp::reply::Json>;
+
+fn error(code: StatusCode, msg: impl Into<String>) -> Reply {
+    warp::reply::with_status(
+        warp::reply::json(
+            &serde_json::json!({"error": {"code": code.as_u16(), "message": msg.into()}}),
+        ),
+        code,
+    )
+}
+
+fn refusal(e: StoreError) -> Reply {
+    match e {
+        StoreError::Function(m) if m.contains("not found") => error(StatusCode::NOT_FOUND, m),
+        StoreError::Function(m) if m.contains("already exists") => error(StatusCode::CONFLICT, m),
+        StoreError::Function(m) => error(StatusCode::BAD_REQUEST, m),
+        other => error(StatusCode::SERVICE_UNAVAILABLE, format!("redis: {other}")),
+    }
+}
+
+fn json(code: StatusCode, v: serde_json::Value) -> Reply {
+    warp::reply::with_status(warp::reply::json(&v), code)
+}
+
+fn parse(text: Option<String>) -> serde_json::Value {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Create {
+    model_id: String,
+    name: String,
+    template_id: String,
+    #[serde(default)]
+    parameters: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Update {
+    name: Option<String>,
+    parameters: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+struct Ctx {
+    store: Store,
+    templates: BTreeMap<String, Template>,
+}
+
+impl Ctx {
+    /// The model document: request fields plus the expanded points.
+    fn build(
+        &self,
+        id: &str,
+        name: &str,
+        template_id: &str,
+        given: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<serde_json::Value, Reply> {
+        let Some(t) = self.templates.get(template_id) else {
+            let known: Vec<&str> = self.templates.keys().map(String::as_str).collect();
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "unknown template_id {template_id:?}; templates: {}",
+                    known.join(", ")
+                ),
+            ));
+        };
+        let params = t
+            .resolve(given)
+            .map_err(|m| error(StatusCode::BAD_REQUEST, m))?;
+        let points = t
+            .expand(&params)
+            .map_err(|m| error(StatusCode::BAD_REQUEST, m))?;
+        Ok(
+            serde_json::json!({"id": id, "name": name, "template_id": template_id, "parameters": given, "points": points}),
+        )
+    }
+
+    async fn create(&self, body: &[u8]) -> Reply {
+        let c: Create = match serde_json::from_slice(body) {
+            Ok(c) => c,
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("request body: {e}")),
+        };
+        let doc = match self.build(&c.model_id, &c.name, &c.template_id, &c.parameters) {
+            Ok(d) => d,
+            Err(r) => return r,
+        };
+        match self
+            .store
+            .fcall(
+                "model_upsert",
+                &[&c.model_id],
+                &[&doc.to_string(), "create"],
+                false,
+            )
+            .await
+        {
+            Ok(r) => json(StatusCode::CREATED, parse(r)),
+            Err(e) => refusal(e),
+        }
+    }
+
+    async fn update(&self, id: &str, body: &[u8]) -> Reply {
+        let u: Update = match serde_json::from_slice(body) {
+            Ok(u) => u,
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("request body: {e}")),
+        };
+        let cur = match self.store.fcall("model_get", &[id], &[], true).await {
+            Ok(r) => parse(r),
+            Err(e) => return refusal(e),
+        };
+        let name = u
+            .name
+            .unwrap_or_else(|| cur["name"].as_str().unwrap_or_default().to_string());
+        let params = u
+            .parameters
+            .unwrap_or_else(|| cur["parameters"].as_object().cloned().unwrap_or_default());
+        let template_id = cur["template_id"].as_str().unwrap_or_default().to_string();
+        let doc = match self.build(id, &name, &template_id, &params) {
+            Ok(d) => d,
+            Err(r) => return r,
+        };
+        match self
+            .store
+            .fcall("model_upsert", &[id], &[&doc.to_string(), "update"], false)
+            .await
+        {
+            Ok(_) => json(StatusCode::OK, doc),
+            Err(e) => refusal(e),
+        }
+    }
+
+    async fn points(&self, id: &str) -> Reply {
+        let mut pts = match self.store.fcall("model_get_points", &[id], &[], true).await {
+            Ok(r) => parse(r),
+            Err(e) => return refusal(e),
+        };
+        for p in pts.as_array_mut().into_iter().flatten() {
+            let Some(m) = p.get("mapping").and_then(|m| m.as_str()).map(String::from) else {
+                continue;
+            };
+            // comsrv:{channel}:{T|S|C|A}:{point}
+            let parts: Vec<&str> = m.split(':').collect();
+            let (Some(ch), Some(kind), Some(pid)) = (
+                parts.get(1).and_then(|c| c.parse::<u32>().ok()),
+                parts
+                    .get(2)
+                    .and_then(|k| PointType::ALL.into_iter().find(|t| t.letter() == *k)),
+                parts.get(3).and_then(|p| p.parse::<u32>().ok()),
+            ) else {
+                continue;
+            };
+            if let Ok(vals) = self.store.read_points(ch, kind).await {
+                if let Some((_, v, ts)) = vals.into_iter().find(|(i, _, _)| *i == pid) {
+                    p["value"] = v
+                        .parse::<f64>()
+                        .map(serde_json::Value::from)
+                        .unwrap_or(serde_json::Value::String(v));
+                    p["ts"] = ts
+                        .map(serde_json::Value::from)
+                        .unwrap_or(serde_json::Value::Null);
+                }
+            }
+        }
+        json(StatusCode::OK, pts)
+    }
+}
+
+pub struct Running {
+    local_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+    pub async fn join(self) {
+        let _ = self.task.await;
+    }
+}
+
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|v| *v).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Starts modsrv with the templates of `config_dir/modsrv/templates`.
+pub async fn start(
+    config_dir: &std::path::Path,
+    store: Store,
+    addr: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<Running, ModsrvError> {
+    let templates =
+        template::load_dir(&config_dir.join("modsrv").join("templates")).map_err(|e| {
+            ModsrvError::Templates(
+                e.iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        })?;
+    tracing::info!(templates = templates.len(), "model templates loaded");
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ModsrvError::Bind { addr, source })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| ModsrvError::Bind { addr, source })?;
+    let port = local_addr.port();
+    let (stop_tx, mut stop) = watch::channel(false);
+    let fwd = stop_tx.clone();
+    tokio::spawn(async move {
+        stopped(&mut shutdown).await;
+        let _ = fwd.send(true);
+    });
+    let ctx = Arc::new(Ctx { store, templates });
+    let with = move || {
+        let c = ctx.clone();
+        warp::any().map(move || c.clone())
+    };
+    let body = || warp::body::content_length_limit(256 * 1024).and(warp::body::bytes());
+    let health = warp::path!("health").and(warp::get()).and(with()).then(move |c: Arc<Ctx>| async move {
+        let service = serde_json::json!({"name": "modsrv", "port": port});
+        match tokio::time::timeout(Duration::from_secs(1), c.store.ping()).await {
+            Ok(Ok(())) => json(StatusCode::OK, serde_json::json!({"status": "healthy", "service": service})),
+            _ => json(StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({"status": "unhealthy", "service": service, "reason": "redis unreachable"})),
+        }
+    });
+    let create = warp::path!("models")
+        .and(warp::post())
+        .and(with())
+        .and(body())
+        .then(|c: Arc<Ctx>, b: bytes::Bytes| async move { c.create(&b).await });
+    let list = warp::path!("models")
+        .and(warp::get())
+        .and(with())
+        .then(|c: Arc<Ctx>| async move {
+            match c.store.fcall("model_list", &[], &[], true).await {
+                Ok(r) => json(StatusCode::OK, parse(r)),
+                Err(e) => refusal(e),
+            }
+        });
+    let get = warp::path!("models" / String)
+        .and(warp::get())
+        .and(with())
+        .then(|id: String, c: Arc<Ctx>| async move {
+            match c.store.fcall("model_get", &[&id], &[], true).await {
+                Ok(r) => json(StatusCode::OK, parse(r)),
+                Err(e) => refusal(e),
+            }
+        });
+    let put = warp::path!("models" / String)
+        .and(warp::put())
+        .and(with())
+        .and(body())
+        .then(|id: String, c: Arc<Ctx>, b: bytes::Bytes| async move { c.update(&id, &b).await });
+    let delete = warp::path!("models" / String)
+        .and(warp::delete())
+        .and(with())
+        .then(|id: String, c: Arc<Ctx>| async move {
+            match c.store.fcall("model_delete", &[&id], &[], false).await {
+                Ok(_) => json(StatusCode::OK, serde_json::json!({"deleted": id})),
+                Err(e) => refusal(e),
+            }
+        });
+    let points = warp::path!("models" / String / "points")
+        .and(warp::get())
+        .and(with())
+        .then(|id: String, c: Arc<Ctx>| async move { c.points(&id).await });
+    let routes = health
+        .or(create)
+        .or(list)
+        .or(points)
+        .or(get)
+        .or(put)
+        .or(delete);
+    let server = warp::serve(routes)
+        .incoming(listener)
+        .graceful(async move { stopped(&mut stop).await })
+        .run();
+    Ok(Running {
+        local_addr,
+        stop: stop_tx,
+        task: tokio::spawn(server),
+    })
+}
