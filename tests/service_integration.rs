@@ -743,3 +743,117 @@ async fn tc_modsrv_002_model_update_operations() {
     assert_eq!(http_get(m.local_addr(), "/models/model_002").await.0, 404);
     m.stop().await;
 }
+
+async fn start_rulesrv(env: &TestEnv) -> rulesrv::Running {
+    let store = voltage_store::Store::connect(&env.redis_url, Duration::from_secs(2))
+        .await
+        .unwrap();
+    store.load_functions().await.unwrap();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    std::mem::forget(tx);
+    rulesrv::start(store, "127.0.0.1:0".parse().unwrap(), rx)
+        .await
+        .unwrap()
+}
+
+/// TC-RULESRV-001: a threshold rule evaluated on request records a triggered execution and
+/// raises its alarm; a bad expression is refused with its column.
+#[tokio::test]
+async fn tc_rulesrv_001_rule_creation_and_evaluation() {
+    let env = TestEnv::new().await;
+    put_reading(&env, 1001, 1, 75.5, now_ms()).await;
+    let r = start_rulesrv(&env).await;
+    let rule = r#"{"name":"Temperature Threshold Rule","description":"Trigger when temperature > 80°C",
+        "condition":{"expression":"comsrv:1001:T:1 > 80.0","data_sources":["comsrv:1001:T:1"]},
+        "actions":[{"action_type":"create_alarm","parameters":{"title":"High Temperature","level":"Warning","description":"Temperature threshold exceeded"}}],
+        "enabled":true,"interval_ms":60000}"#;
+    let (code, body) = http_post(r.local_addr(), "/rules", rule).await;
+    assert_eq!(code, 201, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, body) = http_post(r.local_addr(), &format!("/rules/{id}/evaluate"), "").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("\"triggered\":false"),
+        "75.5 is below the threshold: {body}"
+    );
+    put_reading(&env, 1001, 1, 85.75, now_ms()).await;
+    let (code, body) = http_post(r.local_addr(), &format!("/rules/{id}/evaluate"), "").await;
+    assert_eq!(code, 200, "{body}");
+    let exec = fcall_get(&env, "rule_get_execution", &id).await;
+    assert_eq!(exec["triggered"], true);
+    assert!(exec["executed_at"].is_string());
+    assert_eq!(exec["values"]["comsrv:1001:T:1"], 85.75);
+    assert_eq!(exec["actions"][0]["ok"], true, "{exec}");
+    // The alarm exists, Active, from this rule.
+    let mut c = env.redis().await;
+    let list: String = redis::cmd("FCALL_RO")
+        .arg("alarm_list")
+        .arg(0)
+        .arg("status")
+        .arg("Active")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(
+        list.contains("High Temperature") && list.contains(&format!("rule:{id}")),
+        "{list}"
+    );
+    // Still true: no second firing (rising edge only).
+    let (_, body) = http_post(r.local_addr(), &format!("/rules/{id}/evaluate"), "").await;
+    assert!(
+        body.contains("\"triggered\":false") && body.contains("\"condition\":true"),
+        "{body}"
+    );
+    // A bad expression: 400 naming the column.
+    let bad = r#"{"name":"x","condition":{"expression":"comsrv:1001:T:1 > "},"actions":[]}"#;
+    let (code, body) = http_post(r.local_addr(), "/rules", bad).await;
+    assert_eq!(code, 400);
+    assert!(body.contains("condition.expression: column 19"), "{body}");
+    // A missing point makes the condition unknown and is reported.
+    let m = r#"{"id":"r_missing","name":"m","condition":{"expression":"comsrv:7:T:7 > 1"},"actions":[],"interval_ms":60000}"#;
+    assert_eq!(http_post(r.local_addr(), "/rules", m).await.0, 201);
+    let (_, body) = http_post(r.local_addr(), "/rules/r_missing/evaluate", "").await;
+    assert!(
+        body.contains("\"missing\":[\"comsrv:7:T:7\"]") && body.contains("\"condition\":null"),
+        "{body}"
+    );
+    r.stop().await;
+}
+
+/// Rules are also evaluated periodically; a write_point action reaches comsrv's command queue.
+#[tokio::test]
+async fn rules_are_evaluated_on_their_interval_and_write_points_through_comsrv() {
+    let env = TestEnv::new().await;
+    put_reading(&env, 5, 1, 10.0, now_ms()).await;
+    let r = start_rulesrv(&env).await;
+    let rule = r#"{"id":"limit","name":"limit","condition":{"expression":"comsrv:5:T:1 >= 50"},
+        "actions":[{"action_type":"write_point","parameters":{"channel_id":5,"point_type":"A","point_id":1,"value":0}}],"interval_ms":100}"#;
+    assert_eq!(http_post(r.local_addr(), "/rules", rule).await.0, 201);
+    put_reading(&env, 5, 1, 55.0, now_ms()).await;
+    let queued = || async {
+        let mut c = env.redis().await;
+        redis::cmd("LRANGE")
+            .arg("comsrv:commands")
+            .arg(0)
+            .arg(-1)
+            .query_async::<Vec<String>>(&mut c)
+            .await
+            .unwrap()
+    };
+    let mut got = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(5), queued, |v| {
+            got = v.clone();
+            !v.is_empty()
+        })
+        .await
+    );
+    assert!(
+        got[0].contains("\"channel_id\":5") && got[0].contains("\"requested_by\":\"rule:limit\""),
+        "{got:?}"
+    );
+    r.stop().await;
+}

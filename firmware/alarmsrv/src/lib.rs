@@ -9,8 +9,6 @@
 //! an illegal transition 409, any other refusal 400, Redis unreachable 503.
 //! Threshold rules on points (deadband, delays, latching, shelving) are not in this build.
 
-mod time;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -20,7 +18,7 @@ use voltage_store::{Store, StoreError};
 use warp::http::StatusCode;
 use warp::Filter;
 
-pub use time::rfc3339_now;
+pub use voltage_core::time::rfc3339_now;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AlarmsrvError {

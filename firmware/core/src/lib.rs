@@ -11,10 +11,12 @@ pub mod command;
 pub mod config;
 mod csvfile;
 pub mod error;
+pub mod expr;
 pub mod health;
 pub mod plan;
 pub mod points;
 pub mod rtu;
+pub mod time;
 pub mod types;
 pub mod virt;
 

@@ -363,6 +363,28 @@ impl Store {
         }
     }
 
+    /// Publishes `message` on a Redis pub/sub channel; returns how many subscribers got it.
+    pub async fn publish(&self, channel: &str, message: &str) -> Result<i64, StoreError> {
+        let mut c = self.conn.clone();
+        Ok(redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(message)
+            .query_async(&mut c)
+            .await?)
+    }
+
+    /// Queues a write command for comsrv (`comsrv:commands`, JSON as comsrv's command path
+    /// documents it); its outcome appears under [`keys::command_result`].
+    pub async fn queue_command(&self, json: &str) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        redis::cmd("RPUSH")
+            .arg(keys::COMMANDS)
+            .arg(json)
+            .query_async::<()>(&mut c)
+            .await?;
+        Ok(())
+    }
+
     /// Records a configuration error on a channel's status without touching its data.
     pub async fn set_config_error(&self, channel: u32, message: &str) -> Result<(), StoreError> {
         let mut c = self.conn.clone();

@@ -18,7 +18,9 @@ use voltage_store::{FunctionsState, Store};
 const SERVICES: &[&str] = &[
     "comsrv", "modsrv", "alarmsrv", "rulesrv", "hissrv", "gateway", "netsrv",
 ];
-const AVAILABLE: &[&str] = &["comsrv", "modsrv", "alarmsrv", "hissrv", "netsrv"];
+const AVAILABLE: &[&str] = &[
+    "comsrv", "modsrv", "alarmsrv", "rulesrv", "hissrv", "netsrv",
+];
 
 #[derive(Parser)]
 #[command(name = "voltage", version, about = "VoltageEMS edge firmware")]
@@ -241,6 +243,12 @@ async fn run(dir: &Path, only: &[String]) -> anyhow::Result<()> {
     if svc.enabled && wanted("alarmsrv") {
         let r = alarmsrv::start(store.clone(), addr_of("alarmsrv", svc)?, stop.receiver()).await?;
         tracing::info!(addr = %r.local_addr(), "alarmsrv running");
+        running.push(tokio::spawn(r.join()));
+    }
+    let svc = &cfg.voltage.services.rulesrv;
+    if svc.enabled && wanted("rulesrv") {
+        let r = rulesrv::start(store.clone(), addr_of("rulesrv", svc)?, stop.receiver()).await?;
+        tracing::info!(addr = %r.local_addr(), "rulesrv running");
         running.push(tokio::spawn(r.join()));
     }
     // hissrv and netsrv share one history log: hissrv writes it, both forward from it.

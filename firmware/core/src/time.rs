@@ -1,4 +1,5 @@
-//! RFC 3339 timestamps (UTC, milliseconds) without a calendar dependency.
+//! RFC 3339 timestamps (UTC, milliseconds) without a calendar dependency, for the times the
+//! services hand to the Redis Functions (alarms, rule executions).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

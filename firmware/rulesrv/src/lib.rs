@@ -1,0 +1,460 @@
+//! rulesrv (:6003): rules over live points, evaluated periodically (per-rule `interval_ms`) and on
+//! `POST /rules/{id}/evaluate`; actions `create_alarm`, `write_point` (through comsrv's command
+//! queue) and `publish` (Redis pub/sub) fire on the rising edge of the condition, with an optional
+//! `cooldown_ms`. Every firing is recorded with `rule_record_execution`:
+//! `{"triggered":true,"executed_at":..,"values":{..},"actions":[..results]}`.
+//! A bad expression is refused at `POST /rules` with 400 and its column; a point without a value
+//! makes the condition unknown (false), reported in the evaluation's `missing`.
+
+mod edge;
+
+use edge::Edge;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use voltage_core::expr::{self, PointRef};
+use voltage_core::time::rfc3339;
+use voltage_core::PointType;
+use voltage_store::{Store, StoreError};
+use warp::http::StatusCode;
+use warp::Filter;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RulesrvError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+type Reply = warp::reply::WithStatus<warp::reply::Json>;
+
+fn error(code: StatusCode, msg: impl Into<String>) -> Reply {
+    warp::reply::with_status(
+        warp::reply::json(
+            &serde_json::json!({"error": {"code": code.as_u16(), "message": msg.into()}}),
+        ),
+        code,
+    )
+}
+
+fn refusal(e: StoreError) -> Reply {
+    match e {
+        StoreError::Function(m) if m.contains("not found") => error(StatusCode::NOT_FOUND, m),
+        StoreError::Function(m) if m.contains("already exists") => error(StatusCode::CONFLICT, m),
+        StoreError::Function(m) => error(StatusCode::BAD_REQUEST, m),
+        other => error(StatusCode::SERVICE_UNAVAILABLE, format!("redis: {other}")),
+    }
+}
+
+fn json(code: StatusCode, v: serde_json::Value) -> Reply {
+    warp::reply::with_status(warp::reply::json(&v), code)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+const ACTIONS: &[&str] = &["create_alarm", "write_point", "publish"];
+
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct Condition {
+    expression: String,
+    #[serde(default)]
+    data_sources: Vec<String>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct Action {
+    action_type: String,
+    #[serde(default)]
+    parameters: serde_json::Value,
+}
+
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct Rule {
+    #[serde(default)]
+    id: Option<String>,
+    name: String,
+    #[serde(default)]
+    description: String,
+    condition: Condition,
+    #[serde(default)]
+    actions: Vec<Action>,
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default = "second")]
+    interval_ms: u64,
+    #[serde(default)]
+    cooldown_ms: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+fn second() -> u64 {
+    1000
+}
+
+/// Checks a rule; the message names the field (and the expression's column).
+fn validate(r: &Rule) -> Result<(), String> {
+    expr::parse(&r.condition.expression).map_err(|e| format!("condition.expression: {e}"))?;
+    for (i, a) in r.actions.iter().enumerate() {
+        if !ACTIONS.contains(&a.action_type.as_str()) {
+            return Err(format!(
+                "actions[{i}].action_type {:?} is not one of {}",
+                a.action_type,
+                ACTIONS.join(", ")
+            ));
+        }
+    }
+    if r.interval_ms < 100 {
+        return Err("interval_ms must be at least 100".into());
+    }
+    Ok(())
+}
+
+struct Engine {
+    store: Store,
+    edges: Mutex<HashMap<String, Edge>>,
+}
+
+impl Engine {
+    async fn values(&self, refs: &[PointRef]) -> BTreeMap<String, f64> {
+        let mut groups: BTreeMap<(u32, char), Vec<&PointRef>> = BTreeMap::new();
+        for r in refs {
+            groups.entry((r.channel, r.kind)).or_default().push(r);
+        }
+        let mut out = BTreeMap::new();
+        for ((ch, k), rs) in groups {
+            let Some(kind) = PointType::ALL
+                .into_iter()
+                .find(|t| t.letter().starts_with(k))
+            else {
+                continue;
+            };
+            if let Ok(vals) = self.store.read_points(ch, kind).await {
+                for r in rs {
+                    if let Some((_, v, _)) = vals.iter().find(|(id, _, _)| *id == r.point) {
+                        if let Ok(x) = v.parse::<f64>() {
+                            out.insert(r.to_string(), x);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Evaluates a rule; fires its actions on a rising edge and records the execution.
+    async fn evaluate(&self, id: &str) -> Result<serde_json::Value, Reply> {
+        let text = self
+            .store
+            .fcall("rule_get", &[id], &[], true)
+            .await
+            .map_err(refusal)?
+            .unwrap_or_default();
+        let rule: Rule = serde_json::from_str(&text).map_err(|e| {
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("stored rule {id}: {e}"),
+            )
+        })?;
+        let e = expr::parse(&rule.condition.expression).map_err(|e| {
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("stored rule {id}: {e}"),
+            )
+        })?;
+        let mut refs = Vec::new();
+        e.points(&mut refs);
+        let values = self.values(&refs).await;
+        let missing: Vec<String> = refs
+            .iter()
+            .map(|r| r.to_string())
+            .filter(|r| !values.contains_key(r))
+            .collect();
+        let result = e
+            .eval(&|p: &PointRef| values.get(&p.to_string()).copied())
+            .map(|v| v != 0.0);
+        let now = now_ms();
+        let fire = self
+            .edges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id.to_string())
+            .or_default()
+            .step(result, now, rule.cooldown_ms);
+        let mut out = serde_json::json!({"rule_id": id, "condition": result, "triggered": fire, "values": values, "missing": missing});
+        if !fire {
+            return Ok(out);
+        }
+        let mut results = Vec::new();
+        for a in &rule.actions {
+            results.push(self.act(id, &rule, a, &values, now).await);
+        }
+        let exec = serde_json::json!({"triggered": true, "executed_at": rfc3339(now as i64), "values": values, "actions": results});
+        if let Err(e) = self
+            .store
+            .fcall("rule_record_execution", &[id], &[&exec.to_string()], false)
+            .await
+        {
+            tracing::warn!(rule = id, error = %e, "cannot record the rule execution");
+        }
+        tracing::info!(rule = id, actions = results.len(), "rule fired");
+        out["actions"] = serde_json::Value::Array(results);
+        out["executed_at"] = exec["executed_at"].clone();
+        Ok(out)
+    }
+
+    async fn act(
+        &self,
+        id: &str,
+        rule: &Rule,
+        a: &Action,
+        values: &BTreeMap<String, f64>,
+        now: u64,
+    ) -> serde_json::Value {
+        let p = &a.parameters;
+        let r = match a.action_type.as_str() {
+            "create_alarm" => {
+                let alarm = serde_json::json!({
+                    "title": p["title"].as_str().unwrap_or(&rule.name),
+                    "level": p["level"].as_str().unwrap_or("Warning"),
+                    "description": p["description"].as_str().unwrap_or(&rule.description),
+                    "source": format!("rule:{id}"),
+                    "dedup_key": format!("rule:{id}"),
+                    "metadata": {"values": values},
+                });
+                self.store
+                    .fcall(
+                        "alarm_create",
+                        &[],
+                        &[&alarm.to_string(), &rfc3339(now as i64)],
+                        false,
+                    )
+                    .await
+                    .map(|r| {
+                        serde_json::from_str::<serde_json::Value>(&r.unwrap_or_default())
+                            .unwrap_or_default()
+                    })
+            }
+            "write_point" => {
+                let request_id = format!("rule-{id}-{now}");
+                let cmd = serde_json::json!({"request_id": request_id, "channel_id": p["channel_id"], "point_type": p["point_type"],
+                    "point_id": p["point_id"], "value": p["value"], "requested_by": format!("rule:{id}")});
+                self.store
+                    .queue_command(&cmd.to_string())
+                    .await
+                    .map(|()| serde_json::json!({"queued": request_id}))
+            }
+            _ => {
+                let channel = p["channel"].as_str().unwrap_or("rulesrv:events");
+                let msg = serde_json::json!({"rule_id": id, "name": rule.name, "values": values, "at": rfc3339(now as i64)});
+                self.store
+                    .publish(channel, &msg.to_string())
+                    .await
+                    .map(|n| serde_json::json!({"subscribers": n}))
+            }
+        };
+        match r {
+            Ok(v) => serde_json::json!({"action_type": a.action_type, "ok": true, "result": v}),
+            Err(e) => {
+                serde_json::json!({"action_type": a.action_type, "ok": false, "error": e.to_string()})
+            }
+        }
+    }
+}
+
+pub struct Running {
+    local_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+    pub async fn join(self) {
+        let _ = self.task.await;
+    }
+}
+
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|v| *v).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Evaluates every enabled rule on its interval; the rule list is re-read every 2 s.
+async fn scheduler(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
+    let mut rules: Vec<(String, u64)> = Vec::new();
+    let mut next_due: HashMap<String, Instant> = HashMap::new();
+    let mut refreshed = Instant::now() - Duration::from_secs(10);
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! { _ = tick.tick() => {}, _ = stopped(&mut stop) => return }
+        if refreshed.elapsed() >= Duration::from_secs(2) {
+            refreshed = Instant::now();
+            if let Ok(Some(list)) = engine.store.fcall("rule_list", &[], &[], true).await {
+                let parsed: Vec<Rule> = serde_json::from_str::<Vec<serde_json::Value>>(&list)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|v| serde_json::from_value(v).ok())
+                    .collect();
+                rules = parsed
+                    .into_iter()
+                    .filter(|r| r.enabled)
+                    .filter_map(|r| r.id.clone().map(|id| (id, r.interval_ms)))
+                    .collect();
+            }
+        }
+        let now = Instant::now();
+        for (id, interval) in &rules {
+            if next_due.get(id).is_some_and(|t| *t > now) {
+                continue;
+            }
+            next_due.insert(id.clone(), now + Duration::from_millis(*interval));
+            let _ = engine.evaluate(id).await;
+        }
+    }
+}
+
+pub async fn start(
+    store: Store,
+    addr: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<Running, RulesrvError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| RulesrvError::Bind { addr, source })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| RulesrvError::Bind { addr, source })?;
+    let port = local_addr.port();
+    let (stop_tx, stop) = watch::channel(false);
+    let fwd = stop_tx.clone();
+    tokio::spawn(async move {
+        stopped(&mut shutdown).await;
+        let _ = fwd.send(true);
+    });
+    let engine = Arc::new(Engine {
+        store,
+        edges: Mutex::default(),
+    });
+    let with = {
+        let e = engine.clone();
+        move || {
+            let e = e.clone();
+            warp::any().map(move || e.clone())
+        }
+    };
+    let health = warp::path!("health").and(warp::get()).and(with()).then(move |e: Arc<Engine>| async move {
+        let service = serde_json::json!({"name": "rulesrv", "port": port});
+        match tokio::time::timeout(Duration::from_secs(1), e.store.ping()).await {
+            Ok(Ok(())) => json(StatusCode::OK, serde_json::json!({"status": "healthy", "service": service})),
+            _ => json(StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({"status": "unhealthy", "service": service, "reason": "redis unreachable"})),
+        }
+    });
+    let create = warp::path!("rules")
+        .and(warp::post())
+        .and(with())
+        .and(warp::body::content_length_limit(64 * 1024))
+        .and(warp::body::bytes())
+        .then(|e: Arc<Engine>, b: bytes::Bytes| async move {
+            let mut r: Rule = match serde_json::from_slice(&b) {
+                Ok(r) => r,
+                Err(err) => return error(StatusCode::BAD_REQUEST, format!("request body: {err}")),
+            };
+            if let Err(m) = validate(&r) {
+                return error(StatusCode::BAD_REQUEST, m);
+            }
+            let id = r.id.clone().unwrap_or_else(|| format!("rule_{}", now_ms()));
+            r.id = Some(id.clone());
+            let doc = serde_json::to_string(&r).unwrap_or_default();
+            match e
+                .store
+                .fcall("rule_upsert", &[&id], &[&doc, "create"], false)
+                .await
+            {
+                Ok(_) => json(StatusCode::CREATED, serde_json::json!({"id": id})),
+                Err(err) => refusal(err),
+            }
+        });
+    let list =
+        warp::path!("rules")
+            .and(warp::get())
+            .and(with())
+            .then(|e: Arc<Engine>| async move {
+                match e.store.fcall("rule_list", &[], &[], true).await {
+                    Ok(r) => json(
+                        StatusCode::OK,
+                        r.and_then(|t| serde_json::from_str(&t).ok())
+                            .unwrap_or_default(),
+                    ),
+                    Err(err) => refusal(err),
+                }
+            });
+    let get = warp::path!("rules" / String)
+        .and(warp::get())
+        .and(with())
+        .then(|id: String, e: Arc<Engine>| async move {
+            match e.store.fcall("rule_get", &[&id], &[], true).await {
+                Ok(r) => json(
+                    StatusCode::OK,
+                    r.and_then(|t| serde_json::from_str(&t).ok())
+                        .unwrap_or_default(),
+                ),
+                Err(err) => refusal(err),
+            }
+        });
+    let delete = warp::path!("rules" / String)
+        .and(warp::delete())
+        .and(with())
+        .then(|id: String, e: Arc<Engine>| async move {
+            match e.store.fcall("rule_delete", &[&id], &[], false).await {
+                Ok(_) => json(StatusCode::OK, serde_json::json!({"deleted": id})),
+                Err(err) => refusal(err),
+            }
+        });
+    let evaluate = warp::path!("rules" / String / "evaluate")
+        .and(warp::post())
+        .and(with())
+        .then(|id: String, e: Arc<Engine>| async move {
+            match e.evaluate(&id).await {
+                Ok(v) => json(StatusCode::OK, v),
+                Err(r) => r,
+            }
+        });
+    let routes = health.or(create).or(list).or(evaluate).or(get).or(delete);
+    let mut s2 = stop.clone();
+    let server = warp::serve(routes)
+        .incoming(listener)
+        .graceful(async move { stopped(&mut s2).await })
+        .run();
+    let sched = tokio::spawn(scheduler(engine, stop));
+    let task = tokio::spawn(async move {
+        server.await;
+        let _ = sched.await;
+    });
+    Ok(Running {
+        local_addr,
+        stop: stop_tx,
+        task,
+    })
+}
