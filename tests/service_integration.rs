@@ -524,7 +524,7 @@ async fn start_alarmsrv(env: &TestEnv) -> alarmsrv::Running {
     store.load_functions().await.unwrap();
     let (tx, rx) = tokio::sync::watch::channel(false);
     std::mem::forget(tx);
-    alarmsrv::start(store, "127.0.0.1:0".parse().unwrap(), rx)
+    alarmsrv::start(Some(env.path()), store, "127.0.0.1:0".parse().unwrap(), rx)
         .await
         .unwrap()
 }
@@ -856,4 +856,43 @@ async fn rules_are_evaluated_on_their_interval_and_write_points_through_comsrv()
         "{got:?}"
     );
     r.stop().await;
+}
+
+/// A threshold rule raises an alarm after its on-delay, once, and clears it when the value is
+/// back inside the deadband.
+#[tokio::test]
+async fn threshold_rules_raise_once_and_clear_with_the_deadband() {
+    let env = TestEnv::new().await;
+    env.write(
+        "alarmsrv/rules.yaml",
+        "rules:\n  - {id: pcs_hot, point: \"comsrv:1001:T:5\", title: PCS hot, level: Major, high: 45.0, deadband: 2.0, on_delay_ms: 300, off_delay_ms: 300}\n",
+    );
+    put_reading(&env, 1001, 5, 40.0, now_ms()).await;
+    let a = start_alarmsrv(&env).await;
+    put_reading(&env, 1001, 5, 46.0, now_ms()).await;
+    let active = || async { http_get(a.local_addr(), "/alarms?status=active").await.1 };
+    let mut body = String::new();
+    assert!(
+        wait_until(Duration::from_secs(5), active, |b| {
+            body = b.clone();
+            b.contains("PCS hot")
+        })
+        .await
+    );
+    assert_eq!(
+        body.matches("PCS hot").count(),
+        1,
+        "one alarm while it stays active: {body}"
+    );
+    put_reading(&env, 1001, 5, 44.0, now_ms()).await; // inside the deadband: stays active
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(active().await.contains("PCS hot"));
+    put_reading(&env, 1001, 5, 42.0, now_ms()).await;
+    assert!(
+        wait_until(Duration::from_secs(5), active, |b| !b.contains("PCS hot")).await,
+        "cleared"
+    );
+    let (_, t) = http_get(a.local_addr(), "/thresholds").await;
+    assert!(t.contains("\"state\":\"normal\""), "{t}");
+    a.stop().await;
 }

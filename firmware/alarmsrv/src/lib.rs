@@ -7,7 +7,9 @@
 //! (`{"acknowledged_by","notes"}`), `POST /alarms/{id}/resolve` (`{"resolved_by","notes"}`),
 //! `GET /health`. Errors: `{"error":{"code":..,"message":..}}`; a function's `not found` is 404,
 //! an illegal transition 409, any other refusal 400, Redis unreachable 503.
-//! Threshold rules on points (deadband, delays, latching, shelving) are not in this build.
+//! Threshold rules on points (`DIR/alarmsrv/rules.yaml`: high/low, deadband, on/off delays,
+//! latching) raise and clear alarms by themselves; `GET /thresholds` shows their states and
+//! `POST /thresholds/{id}/shelve` (`{"duration_ms":N}`) shelves one.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,6 +20,9 @@ use voltage_store::{Store, StoreError};
 use warp::http::StatusCode;
 use warp::Filter;
 
+mod monitor;
+pub mod threshold;
+
 pub use voltage_core::time::rfc3339_now;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +32,8 @@ pub enum AlarmsrvError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("threshold rules: {0}")]
+    Rules(String),
 }
 
 type Reply = warp::reply::WithStatus<warp::reply::Json>;
@@ -109,11 +116,32 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     }
 }
 
+/// Starts alarmsrv; `config_dir` supplies `alarmsrv/rules.yaml` (threshold rules), if any.
 pub async fn start(
+    config_dir: Option<&std::path::Path>,
     store: Store,
     addr: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<Running, AlarmsrvError> {
+    let rules = match config_dir {
+        Some(d) => monitor::load(d).map_err(AlarmsrvError::Rules)?,
+        None => Vec::new(),
+    };
+    let monitored: monitor::Shared = std::sync::Arc::new(std::sync::Mutex::new(
+        rules
+            .into_iter()
+            .map(|r| {
+                (
+                    r.id.clone(),
+                    monitor::Monitored {
+                        threshold: threshold::Threshold::new(r),
+                        alarm_id: None,
+                        last_value: None,
+                    },
+                )
+            })
+            .collect(),
+    ));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| AlarmsrvError::Bind { addr, source })?;
@@ -244,30 +272,68 @@ pub async fn start(
                 }
             }
         });
-    let routes =
-        health
-            .or(create)
-            .or(list)
-            .or(get)
-            .or(act)
-            .recover(|r: warp::Rejection| async move {
-                let (code, msg) = if r.is_not_found() {
-                    (StatusCode::NOT_FOUND, "no such route".to_string())
-                } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {
-                    (
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "request body over 64 KiB".to_string(),
-                    )
-                } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
-                    (
-                        StatusCode::METHOD_NOT_ALLOWED,
-                        "method not allowed".to_string(),
-                    )
-                } else {
-                    (StatusCode::BAD_REQUEST, format!("{r:?}"))
-                };
-                Ok::<_, std::convert::Infallible>(error(code, msg))
-            });
+    let m1 = monitored.clone();
+    let thresholds = warp::path!("thresholds").and(warp::get()).map(move || {
+        let g = m1.lock().unwrap_or_else(|p| p.into_inner());
+        let v: Vec<serde_json::Value> = g
+            .values()
+            .map(|m| serde_json::json!({"rule": m.threshold.rule, "state": m.threshold.state(), "open": m.threshold.is_open(), "alarm_id": m.alarm_id, "value": m.last_value}))
+            .collect();
+        warp::reply::with_status(warp::reply::json(&v), StatusCode::OK)
+    });
+    let m2 = monitored.clone();
+    let shelve = warp::path!("thresholds" / String / "shelve")
+        .and(warp::post())
+        .and(body)
+        .map(move |id: String, b: bytes::Bytes| {
+            let ms = serde_json::from_slice::<serde_json::Value>(&b)
+                .ok()
+                .and_then(|v| v["duration_ms"].as_u64());
+            let Some(ms) = ms else {
+                return error(StatusCode::BAD_REQUEST, "body must be {\"duration_ms\": N}");
+            };
+            let mut g = m2.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(m) = g.get_mut(&id) else {
+                return error(StatusCode::NOT_FOUND, format!("no threshold rule {id:?}"));
+            };
+            let until = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0)
+                + ms;
+            m.threshold.shelve(until);
+            tracing::info!(rule = %id, until, "threshold rule shelved");
+            warp::reply::with_status(
+                warp::reply::json(&serde_json::json!({"shelved_until": until})),
+                StatusCode::OK,
+            )
+        });
+    tokio::spawn(monitor::run(store.clone(), monitored, stop.clone()));
+    let routes = health
+        .or(create)
+        .or(list)
+        .or(thresholds)
+        .or(shelve)
+        .or(get)
+        .or(act)
+        .recover(|r: warp::Rejection| async move {
+            let (code, msg) = if r.is_not_found() {
+                (StatusCode::NOT_FOUND, "no such route".to_string())
+            } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {
+                (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request body over 64 KiB".to_string(),
+                )
+            } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
+                (
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method not allowed".to_string(),
+                )
+            } else {
+                (StatusCode::BAD_REQUEST, format!("{r:?}"))
+            };
+            Ok::<_, std::convert::Infallible>(error(code, msg))
+        });
     let server = warp::serve(routes)
         .incoming(listener)
         .graceful(async move { stopped(&mut stop).await })

@@ -241,7 +241,13 @@ async fn run(dir: &Path, only: &[String]) -> anyhow::Result<()> {
     }
     let svc = &cfg.voltage.services.alarmsrv;
     if svc.enabled && wanted("alarmsrv") {
-        let r = alarmsrv::start(store.clone(), addr_of("alarmsrv", svc)?, stop.receiver()).await?;
+        let r = alarmsrv::start(
+            Some(dir),
+            store.clone(),
+            addr_of("alarmsrv", svc)?,
+            stop.receiver(),
+        )
+        .await?;
         tracing::info!(addr = %r.local_addr(), "alarmsrv running");
         running.push(tokio::spawn(r.join()));
     }
