@@ -896,3 +896,46 @@ async fn threshold_rules_raise_once_and_clear_with_the_deadband() {
     assert!(t.contains("\"state\":\"normal\""), "{t}");
     a.stop().await;
 }
+
+/// A model point mapped to an adjustment point acts through comsrv's command queue; a point
+/// without a writable mapping is refused.
+#[tokio::test]
+async fn model_actions_route_to_comsrv_writes() {
+    let env = TestEnv::new().await;
+    env.write(
+        "modsrv/templates/pcs_template.yaml",
+        include_str!("../config/modsrv/templates/pcs_template.yaml"),
+    );
+    let m = start_modsrv(&env).await;
+    let req = r#"{"model_id":"pcs_1","name":"PCS 1","template_id":"pcs_template","parameters":{"rated_kw":500,"channel":11}}"#;
+    assert_eq!(http_post(m.local_addr(), "/models", req).await.0, 201);
+    let (code, body) = http_post(
+        m.local_addr(),
+        "/models/pcs_1/actions/power_setpoint",
+        r#"{"value":42,"requested_by":"op1"}"#,
+    )
+    .await;
+    assert_eq!(code, 202, "{body}");
+    let mut c = env.redis().await;
+    let q: Vec<String> = redis::cmd("LRANGE")
+        .arg("comsrv:commands")
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(
+        q[0].contains("\"channel_id\":11")
+            && q[0].contains("\"point_type\":\"A\"")
+            && q[0].contains("\"requested_by\":\"op1\""),
+        "{q:?}"
+    );
+    let (code, body) = http_post(
+        m.local_addr(),
+        "/models/pcs_1/actions/dc_voltage",
+        r#"{"value":1}"#,
+    )
+    .await;
+    assert_eq!(code, 409, "{body}");
+    m.stop().await;
+}

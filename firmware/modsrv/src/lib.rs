@@ -5,7 +5,10 @@
 //! 400 unknown template or parameter, naming it), `GET /models`, `GET /models/{id}`,
 //! `PUT /models/{id}` (`{"name"?, "parameters"?}`: re-expands the points, 200),
 //! `DELETE /models/{id}`, `GET /models/{id}/points` (each point with `value` and `ts` when it is
-//! mapped to a channel point such as `comsrv:1001:T:1`), `GET /health`.
+//! mapped to a channel point such as `comsrv:1001:T:1`), `POST /models/{id}/actions/{point}`
+//! (`{"value":V,"requested_by":..}`: a control/adjustment point's write, queued to comsrv's command
+//! path; 202 with the `request_id` whose outcome appears in `comsrv:command:{request_id}`),
+//! `GET /health`.
 
 pub mod template;
 
@@ -83,7 +86,62 @@ struct Ctx {
     templates: BTreeMap<String, Template>,
 }
 
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionBody {
+    value: f64,
+    #[serde(default)]
+    requested_by: Option<String>,
+}
+
 impl Ctx {
+    /// Routes a model point's action to comsrv: only points mapped to a control (C) or
+    /// adjustment (A) point can act.
+    async fn action(&self, id: &str, point: &str, body: &[u8]) -> Reply {
+        let a: ActionBody = match serde_json::from_slice(body) {
+            Ok(a) => a,
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("request body: {e}")),
+        };
+        let pts = match self.store.fcall("model_get_points", &[id], &[], true).await {
+            Ok(r) => parse(r),
+            Err(e) => return refusal(e),
+        };
+        let Some(p) = pts
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["name"] == point)
+        else {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("model {id} has no point {point:?}"),
+            );
+        };
+        let mapping = p["mapping"].as_str().unwrap_or_default();
+        let parts: Vec<&str> = mapping.split(':').collect();
+        let (Some(ch), Some(kind @ ("C" | "A")), Some(pid)) = (
+            parts.get(1).and_then(|c| c.parse::<u32>().ok()),
+            parts.get(2).copied(),
+            parts.get(3).and_then(|p| p.parse::<u32>().ok()),
+        ) else {
+            return error(StatusCode::CONFLICT, format!("point {point:?} is not mapped to a control or adjustment point (mapping {mapping:?})"));
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        let request_id = format!("model-{id}-{point}-{now}");
+        let by = a.requested_by.unwrap_or_else(|| format!("modsrv:{id}"));
+        let cmd = serde_json::json!({"request_id": request_id, "channel_id": ch, "point_type": kind, "point_id": pid, "value": a.value, "requested_by": by});
+        match self.store.queue_command(&cmd.to_string()).await {
+            Ok(()) => json(
+                StatusCode::ACCEPTED,
+                serde_json::json!({"request_id": request_id, "command": cmd}),
+            ),
+            Err(e) => refusal(e),
+        }
+    }
+
     /// The model document: request fields plus the expanded points.
     fn build(
         &self,
@@ -312,10 +370,20 @@ pub async fn start(
         .and(warp::get())
         .and(with())
         .then(|id: String, c: Arc<Ctx>| async move { c.points(&id).await });
+    let action = warp::path!("models" / String / "actions" / String)
+        .and(warp::post())
+        .and(with())
+        .and(body())
+        .then(
+            |id: String, point: String, c: Arc<Ctx>, b: bytes::Bytes| async move {
+                c.action(&id, &point, &b).await
+            },
+        );
     let routes = health
         .or(create)
         .or(list)
         .or(points)
+        .or(action)
         .or(get)
         .or(put)
         .or(delete);
