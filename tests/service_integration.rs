@@ -939,3 +939,28 @@ async fn model_actions_route_to_comsrv_writes() {
     assert_eq!(code, 409, "{body}");
     m.stop().await;
 }
+
+/// A rule may read a model's point: `model:{id}:{point}` resolves through the model's mapping.
+#[tokio::test]
+async fn rules_read_model_points_through_their_mapping() {
+    let env = TestEnv::new().await;
+    let r = start_rulesrv(&env).await;
+    let mut c = env.redis().await;
+    redis::cmd("FCALL")
+        .arg("model_upsert")
+        .arg(1)
+        .arg("pcs_1")
+        .arg(r#"{"name":"PCS 1","points":[{"name":"dc_voltage","mapping":"comsrv:1001:T:1"}]}"#)
+        .query_async::<String>(&mut c)
+        .await
+        .unwrap();
+    put_reading(&env, 1001, 1, 752.0, now_ms()).await;
+    let rule = r#"{"id":"hv","name":"hv","condition":{"expression":"model:pcs_1:dc_voltage > 700"},"actions":[],"interval_ms":60000}"#;
+    assert_eq!(http_post(r.local_addr(), "/rules", rule).await.0, 201);
+    let (_, body) = http_post(r.local_addr(), "/rules/hv/evaluate", "").await;
+    assert!(
+        body.contains("\"condition\":true") && body.contains("\"model:pcs_1:dc_voltage\":752.0"),
+        "{body}"
+    );
+    r.stop().await;
+}

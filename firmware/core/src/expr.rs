@@ -33,17 +33,31 @@ pub enum Op {
     Or,
 }
 
-/// `comsrv:{channel}:{kind}:{point}`.
+/// A point an expression reads: `comsrv:{channel}:{kind}:{point}`, or a model's point
+/// `model:{model_id}:{point_name}` (resolved through the model's mapping).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PointRef {
-    pub channel: u32,
-    pub kind: char,
-    pub point: u32,
+pub enum PointRef {
+    Comsrv {
+        channel: u32,
+        kind: char,
+        point: u32,
+    },
+    Model {
+        model: String,
+        point: String,
+    },
 }
 
 impl fmt::Display for PointRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "comsrv:{}:{}:{}", self.channel, self.kind, self.point)
+        match self {
+            PointRef::Comsrv {
+                channel,
+                kind,
+                point,
+            } => write!(f, "comsrv:{channel}:{kind}:{point}"),
+            PointRef::Model { model, point } => write!(f, "model:{model}:{point}"),
+        }
     }
 }
 
@@ -139,7 +153,15 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
 
 fn point_ref(word: &str) -> Result<PointRef, String> {
     let parts: Vec<&str> = word.split(':').collect();
-    let bad = || format!("{word:?} is not a point reference like comsrv:1001:T:1");
+    let bad = || {
+        format!("{word:?} is not a point reference like comsrv:1001:T:1 or model:pcs_1:dc_voltage")
+    };
+    if parts.len() == 3 && parts[0] == "model" && !parts[1].is_empty() && !parts[2].is_empty() {
+        return Ok(PointRef::Model {
+            model: parts[1].to_string(),
+            point: parts[2].to_string(),
+        });
+    }
     if parts.len() != 4 || parts[0] != "comsrv" {
         return Err(bad());
     }
@@ -148,7 +170,7 @@ fn point_ref(word: &str) -> Result<PointRef, String> {
         .next()
         .filter(|k| parts[2].len() == 1 && "TSCA".contains(*k))
         .ok_or_else(bad)?;
-    Ok(PointRef {
+    Ok(PointRef::Comsrv {
         channel: parts[1].parse().map_err(|_| bad())?,
         kind,
         point: parts[3].parse().map_err(|_| bad())?,
@@ -341,6 +363,18 @@ mod tests {
             .unwrap_err()
             .message
             .contains("point reference"));
+    }
+
+    #[test]
+    fn model_points_are_references_too() {
+        assert_eq!(
+            eval(
+                "model:pcs_1:dc_voltage > 700",
+                &[("model:pcs_1:dc_voltage", 752.0)]
+            ),
+            Some(1.0)
+        );
+        assert!(parse("model:pcs_1 > 1").is_err());
     }
 
     #[test]

@@ -130,10 +130,49 @@ struct Engine {
 }
 
 impl Engine {
+    /// Current values of `refs` (model points through their mapping), keyed by their text.
     async fn values(&self, refs: &[PointRef]) -> BTreeMap<String, f64> {
-        let mut groups: BTreeMap<(u32, char), Vec<&PointRef>> = BTreeMap::new();
+        let mut groups: BTreeMap<(u32, char), Vec<(String, u32)>> = BTreeMap::new();
         for r in refs {
-            groups.entry((r.channel, r.kind)).or_default().push(r);
+            match r {
+                PointRef::Comsrv {
+                    channel,
+                    kind,
+                    point,
+                } => groups
+                    .entry((*channel, *kind))
+                    .or_default()
+                    .push((r.to_string(), *point)),
+                PointRef::Model { model, point } => {
+                    let pts = self
+                        .store
+                        .fcall("model_get_points", &[model], &[], true)
+                        .await
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default();
+                    let pts: serde_json::Value = serde_json::from_str(&pts).unwrap_or_default();
+                    let mapping = pts
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|p| p["name"] == point.as_str())
+                        .and_then(|p| p["mapping"].as_str())
+                        .unwrap_or_default()
+                        .to_string();
+                    if let Ok(expr::Expr::Point(PointRef::Comsrv {
+                        channel,
+                        kind,
+                        point: pid,
+                    })) = expr::parse(&mapping)
+                    {
+                        groups
+                            .entry((channel, kind))
+                            .or_default()
+                            .push((r.to_string(), pid));
+                    }
+                }
+            }
         }
         let mut out = BTreeMap::new();
         for ((ch, k), rs) in groups {
@@ -144,10 +183,10 @@ impl Engine {
                 continue;
             };
             if let Ok(vals) = self.store.read_points(ch, kind).await {
-                for r in rs {
-                    if let Some((_, v, _)) = vals.iter().find(|(id, _, _)| *id == r.point) {
+                for (name, pid) in rs {
+                    if let Some((_, v, _)) = vals.iter().find(|(id, _, _)| *id == pid) {
                         if let Ok(x) = v.parse::<f64>() {
-                            out.insert(r.to_string(), x);
+                            out.insert(name, x);
                         }
                     }
                 }
