@@ -186,7 +186,10 @@ fn example_config() -> std::path::PathBuf {
 fn check_config_and_plan_accept_the_example_config() {
     let (ok, out, err) = run_voltage(&["check-config"], &example_config());
     assert!(ok, "{out}{err}");
-    assert!(out.contains("OK (3 channels"), "{out}");
+    assert!(
+        out.contains("OK (3 channels, 20 points, 3 model templates, 2 threshold rules"),
+        "{out}"
+    );
     let (ok, out, err) = run_voltage(&["plan"], &example_config());
     assert!(ok, "{err}");
     assert!(out.contains("FC03  0..=10"), "{out}");
@@ -225,6 +228,8 @@ async fn check_config_names_file_line_and_column_of_each_kind_of_mistake() {
         ("comsrv/1/mapping/telemetry_mapping.csv", &format!("{MODBUS_MAPPING_HEADER}1,1,3,0,uint17,ABCD,\n"), "telemetry_mapping.csv:2:9: data_type: unknown data type \"uint17\""),
         ("comsrv/1/mapping/telemetry_mapping.csv", &format!("{MODBUS_MAPPING_HEADER}1,1,3,0,u16,DBCA,\n"), "telemetry_mapping.csv:2:13: byte_order: unknown byte order \"DBCA\""),
         ("comsrv/1/mapping/telemetry_mapping.csv", &format!("{MODBUS_MAPPING_HEADER}1,1,3,0,u16,ABCD,\n2,1,3,1,u16,,\n"), "telemetry_mapping.csv:3:1: point_id 2 has no row in telemetry.csv"),
+        ("modsrv/templates/t.yaml", "name: t\npoints: []\nparams: {}\n", "t.yaml:3:1: unknown field `params`"),
+        ("alarmsrv/rules.yaml", "rules:\n  - {id: a, point: \"comsrv:1:T:1\", title: x, hihg: 3}\n", "rules.yaml:2:46: rules[0]: unknown field `hihg`"),
     ];
     for (file, text, want) in cases {
         let env = TestEnv::new().await;

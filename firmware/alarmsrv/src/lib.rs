@@ -20,7 +20,7 @@ use voltage_store::{Store, StoreError};
 use warp::http::StatusCode;
 use warp::Filter;
 
-mod monitor;
+pub mod monitor;
 pub mod threshold;
 
 pub use voltage_core::time::rfc3339_now;

@@ -111,15 +111,26 @@ fn load(dir: &Path) -> anyhow::Result<Config> {
 
 fn check_config(dir: &Path) -> anyhow::Result<()> {
     let c = load(dir)?;
+    let templates =
+        modsrv::template::load_dir(&dir.join("modsrv").join("templates")).map_err(|e| {
+            anyhow::anyhow!(e
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"))
+        })?;
+    let thresholds = alarmsrv::monitor::load(dir).map_err(|e| anyhow::anyhow!(e))?;
     for w in &c.warnings {
         println!("warning: {w}");
     }
     let points: usize = c.channels.iter().map(|c| c.points.len()).sum();
     println!(
-        "{}: OK ({} channels, {} points, {} warnings)",
+        "{}: OK ({} channels, {} points, {} model templates, {} threshold rules, {} warnings)",
         dir.display(),
         c.channels.len(),
         points,
+        templates.len(),
+        thresholds.len(),
         c.warnings.len()
     );
     Ok(())
