@@ -13,11 +13,19 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Duration;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
-use voltage_store::{Store, StoreError};
+pub use voltage_http::Running;
+use voltage_http::{error, json, refusal, stopped, Reply};
+use voltage_store::Store;
 use warp::http::StatusCode;
+
+fn json_reply(code: StatusCode, text: Option<String>) -> Reply {
+    json(
+        code,
+        text.and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(serde_json::Value::Null),
+    )
+}
 use warp::Filter;
 
 pub mod monitor;
@@ -34,36 +42,6 @@ pub enum AlarmsrvError {
     },
     #[error("threshold rules: {0}")]
     Rules(String),
-}
-
-type Reply = warp::reply::WithStatus<warp::reply::Json>;
-
-fn error(code: StatusCode, msg: impl Into<String>) -> Reply {
-    warp::reply::with_status(
-        warp::reply::json(
-            &serde_json::json!({"error": {"code": code.as_u16(), "message": msg.into()}}),
-        ),
-        code,
-    )
-}
-
-/// Maps a function's refusal to an HTTP status by its stable phrases.
-fn refusal(e: StoreError) -> Reply {
-    match e {
-        StoreError::Function(m) if m.contains("not found") => error(StatusCode::NOT_FOUND, m),
-        StoreError::Function(m) if m.contains("already exists") || m.contains("; only ") => {
-            error(StatusCode::CONFLICT, m)
-        }
-        StoreError::Function(m) => error(StatusCode::BAD_REQUEST, m),
-        other => error(StatusCode::SERVICE_UNAVAILABLE, format!("redis: {other}")),
-    }
-}
-
-fn json_reply(code: StatusCode, text: Option<String>) -> Reply {
-    let v: serde_json::Value = text
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(serde_json::Value::Null);
-    warp::reply::with_status(warp::reply::json(&v), code)
 }
 
 /// `active` -> `Active`: the API takes lower case, the functions the canonical spelling.
@@ -89,31 +67,6 @@ struct Resolve {
     resolved_by: String,
     #[serde(default)]
     notes: String,
-}
-
-pub struct Running {
-    local_addr: SocketAddr,
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
-impl Running {
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
-    pub async fn join(self) {
-        let _ = self.task.await;
-    }
-}
-
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    if stop.wait_for(|v| *v).await.is_err() {
-        std::future::pending::<()>().await;
-    }
 }
 
 /// Starts alarmsrv; `config_dir` supplies `alarmsrv/rules.yaml` (threshold rules), if any.
@@ -159,16 +112,7 @@ pub async fn start(
     let s = store.clone();
     let health = warp::path!("health").and(warp::get()).then(move || {
         let s = s.clone();
-        async move {
-            let service = serde_json::json!({"name": "alarmsrv", "port": port});
-            match tokio::time::timeout(Duration::from_secs(1), s.ping()).await {
-                Ok(Ok(())) => warp::reply::with_status(warp::reply::json(&serde_json::json!({"status": "healthy", "service": service})), StatusCode::OK),
-                _ => warp::reply::with_status(
-                    warp::reply::json(&serde_json::json!({"status": "unhealthy", "service": service, "reason": "redis unreachable"})),
-                    StatusCode::SERVICE_UNAVAILABLE,
-                ),
-            }
-        }
+        async move { voltage_http::health("alarmsrv", port, &s).await }
     });
     let s = store.clone();
     let create = warp::path!("alarms")
@@ -339,9 +283,5 @@ pub async fn start(
         .graceful(async move { stopped(&mut stop).await })
         .run();
     let task = tokio::spawn(server);
-    Ok(Running {
-        local_addr,
-        stop: stop_tx,
-        task,
-    })
+    Ok(Running::new(local_addr, stop_tx, task))
 }

@@ -21,8 +21,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
-use tokio::task::JoinHandle;
 use voltage_core::config::{Config, FsyncPolicy, HissrvConfig};
+pub(crate) use voltage_http::stopped;
+pub use voltage_http::Running;
 use voltage_store::Store;
 use voltage_wal::{Fsync, Wal, WalConfig};
 
@@ -54,34 +55,6 @@ pub(crate) async fn with_wal<T: Send + 'static>(
     })
     .await
     .expect("history log task panicked")
-}
-
-pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
-    if stop.wait_for(|v| *v).await.is_err() {
-        std::future::pending::<()>().await;
-    }
-}
-
-pub struct Running {
-    local_addr: SocketAddr,
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
-impl Running {
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
-    /// Stops sampling, the sinks and the HTTP server; syncs the log.
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
-
-    pub async fn join(self) {
-        let _ = self.task.await;
-    }
 }
 
 /// The log directory of a configuration (relative paths are relative to the config dir).
@@ -192,9 +165,5 @@ pub async fn start(
         let _ = with_wal(&wal, |w| w.sync()).await;
         tracing::info!("hissrv stopped");
     });
-    Ok(Running {
-        local_addr,
-        stop: stop_tx,
-        task,
-    })
+    Ok(Running::new(local_addr, stop_tx, task))
 }

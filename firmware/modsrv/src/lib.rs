@@ -15,12 +15,12 @@ pub mod template;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use template::Template;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use voltage_core::PointType;
-use voltage_store::{Store, StoreError};
+pub use voltage_http::Running;
+use voltage_http::{error, json, refusal, stopped, Reply};
+use voltage_store::Store;
 use warp::http::StatusCode;
 use warp::Filter;
 
@@ -33,30 +33,6 @@ pub enum ModsrvError {
     },
     #[error("templates: {0}")]
     Templates(String),
-}
-
-type Reply = warp::reply::WithStatus<warp::reply::Json>;
-
-fn error(code: StatusCode, msg: impl Into<String>) -> Reply {
-    warp::reply::with_status(
-        warp::reply::json(
-            &serde_json::json!({"error": {"code": code.as_u16(), "message": msg.into()}}),
-        ),
-        code,
-    )
-}
-
-fn refusal(e: StoreError) -> Reply {
-    match e {
-        StoreError::Function(m) if m.contains("not found") => error(StatusCode::NOT_FOUND, m),
-        StoreError::Function(m) if m.contains("already exists") => error(StatusCode::CONFLICT, m),
-        StoreError::Function(m) => error(StatusCode::BAD_REQUEST, m),
-        other => error(StatusCode::SERVICE_UNAVAILABLE, format!("redis: {other}")),
-    }
-}
-
-fn json(code: StatusCode, v: serde_json::Value) -> Reply {
-    warp::reply::with_status(warp::reply::json(&v), code)
 }
 
 fn parse(text: Option<String>) -> serde_json::Value {
@@ -261,31 +237,6 @@ impl Ctx {
     }
 }
 
-pub struct Running {
-    local_addr: SocketAddr,
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
-impl Running {
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
-    pub async fn join(self) {
-        let _ = self.task.await;
-    }
-}
-
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    if stop.wait_for(|v| *v).await.is_err() {
-        std::future::pending::<()>().await;
-    }
-}
-
 /// Starts modsrv with the templates of `config_dir/modsrv/templates`.
 pub async fn start(
     config_dir: &std::path::Path,
@@ -322,13 +273,13 @@ pub async fn start(
         warp::any().map(move || c.clone())
     };
     let body = || warp::body::content_length_limit(256 * 1024).and(warp::body::bytes());
-    let health = warp::path!("health").and(warp::get()).and(with()).then(move |c: Arc<Ctx>| async move {
-        let service = serde_json::json!({"name": "modsrv", "port": port});
-        match tokio::time::timeout(Duration::from_secs(1), c.store.ping()).await {
-            Ok(Ok(())) => json(StatusCode::OK, serde_json::json!({"status": "healthy", "service": service})),
-            _ => json(StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({"status": "unhealthy", "service": service, "reason": "redis unreachable"})),
-        }
-    });
+    let health =
+        warp::path!("health")
+            .and(warp::get())
+            .and(with())
+            .then(move |c: Arc<Ctx>| async move {
+                voltage_http::health("modsrv", port, &c.store).await
+            });
     let create = warp::path!("models")
         .and(warp::post())
         .and(with())
@@ -391,9 +342,5 @@ pub async fn start(
         .incoming(listener)
         .graceful(async move { stopped(&mut stop).await })
         .run();
-    Ok(Running {
-        local_addr,
-        stop: stop_tx,
-        task: tokio::spawn(server),
-    })
+    Ok(Running::new(local_addr, stop_tx, tokio::spawn(server)))
 }

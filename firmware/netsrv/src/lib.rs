@@ -17,8 +17,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use voltage_core::config::Config;
+pub(crate) use voltage_http::stopped;
+pub use voltage_http::Running;
 use voltage_wal::{Record, Wal};
 use warp::Filter;
 
@@ -58,12 +59,6 @@ pub(crate) async fn with_wal<T: Send + 'static>(
     .expect("log task panicked")
 }
 
-pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
-    if stop.wait_for(|v| *v).await.is_err() {
-        std::future::pending::<()>().await;
-    }
-}
-
 fn kind_letter(k: u8) -> String {
     (k as char).to_string()
 }
@@ -78,25 +73,6 @@ pub fn payload(device_id: &str, recs: &[(u64, Record)]) -> String {
         })
         .collect();
     serde_json::json!({"device_id": device_id, "first_seq": recs.first().map(|(s, _)| *s), "points": points}).to_string()
-}
-
-pub struct Running {
-    local_addr: SocketAddr,
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
-impl Running {
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
-    pub async fn join(self) {
-        let _ = self.task.await;
-    }
 }
 
 /// Starts netsrv on the shared log `wal` (the one hissrv writes).
@@ -171,11 +147,7 @@ pub async fn start(
         let _ = server.await;
         tracing::info!("netsrv stopped");
     });
-    Ok(Running {
-        local_addr,
-        stop: stop_tx,
-        task,
-    })
+    Ok(Running::new(local_addr, stop_tx, task))
 }
 
 /// Next batch for `sink`: `(records, next cursor)`; waits (polling the log) while empty.

@@ -14,11 +14,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use voltage_core::expr::{self, PointRef};
 use voltage_core::time::rfc3339;
 use voltage_core::PointType;
-use voltage_store::{Store, StoreError};
+pub use voltage_http::Running;
+use voltage_http::{error, json, refusal, stopped, Reply};
+use voltage_store::Store;
 use warp::http::StatusCode;
 use warp::Filter;
 
@@ -29,30 +30,6 @@ pub enum RulesrvError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-}
-
-type Reply = warp::reply::WithStatus<warp::reply::Json>;
-
-fn error(code: StatusCode, msg: impl Into<String>) -> Reply {
-    warp::reply::with_status(
-        warp::reply::json(
-            &serde_json::json!({"error": {"code": code.as_u16(), "message": msg.into()}}),
-        ),
-        code,
-    )
-}
-
-fn refusal(e: StoreError) -> Reply {
-    match e {
-        StoreError::Function(m) if m.contains("not found") => error(StatusCode::NOT_FOUND, m),
-        StoreError::Function(m) if m.contains("already exists") => error(StatusCode::CONFLICT, m),
-        StoreError::Function(m) => error(StatusCode::BAD_REQUEST, m),
-        other => error(StatusCode::SERVICE_UNAVAILABLE, format!("redis: {other}")),
-    }
-}
-
-fn json(code: StatusCode, v: serde_json::Value) -> Reply {
-    warp::reply::with_status(warp::reply::json(&v), code)
 }
 
 fn now_ms() -> u64 {
@@ -315,31 +292,6 @@ impl Engine {
     }
 }
 
-pub struct Running {
-    local_addr: SocketAddr,
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
-impl Running {
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
-    pub async fn join(self) {
-        let _ = self.task.await;
-    }
-}
-
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    if stop.wait_for(|v| *v).await.is_err() {
-        std::future::pending::<()>().await;
-    }
-}
-
 /// Evaluates every enabled rule on its interval; the rule list is re-read every 2 s.
 async fn scheduler(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
     let mut rules: Vec<(String, u64)> = Vec::new();
@@ -403,13 +355,13 @@ pub async fn start(
             warp::any().map(move || e.clone())
         }
     };
-    let health = warp::path!("health").and(warp::get()).and(with()).then(move |e: Arc<Engine>| async move {
-        let service = serde_json::json!({"name": "rulesrv", "port": port});
-        match tokio::time::timeout(Duration::from_secs(1), e.store.ping()).await {
-            Ok(Ok(())) => json(StatusCode::OK, serde_json::json!({"status": "healthy", "service": service})),
-            _ => json(StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({"status": "unhealthy", "service": service, "reason": "redis unreachable"})),
-        }
-    });
+    let health =
+        warp::path!("health")
+            .and(warp::get())
+            .and(with())
+            .then(move |e: Arc<Engine>| async move {
+                voltage_http::health("rulesrv", port, &e.store).await
+            });
     let create = warp::path!("rules")
         .and(warp::post())
         .and(with())
@@ -491,9 +443,5 @@ pub async fn start(
         server.await;
         let _ = sched.await;
     });
-    Ok(Running {
-        local_addr,
-        stop: stop_tx,
-        task,
-    })
+    Ok(Running::new(local_addr, stop_tx, task))
 }
