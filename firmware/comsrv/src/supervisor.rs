@@ -163,8 +163,13 @@ impl Supervisor {
                 }
             }
         }
-        for (_, ch) in std::mem::take(&mut self.running) {
+        // Signal every channel first, then wait: channels stop in parallel, so shutdown takes
+        // one poll's time, not one per channel.
+        let running = std::mem::take(&mut self.running);
+        for ch in running.values() {
             let _ = ch.stop.send(true);
+        }
+        for (_, ch) in running {
             let _ = ch.task.await;
         }
     }

@@ -26,7 +26,7 @@ pub async fn run(channel: Channel, store: Store, view: StatusView, mut stop: Shu
     let mut rng = rand::rngs::StdRng::from_os_rng();
     let t0 = Instant::now();
     let mut tick = tokio::time::interval(channel.config.parameters.poll_interval());
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     tracing::info!(
         channel = channel.id(),
         points = gens.len(),

@@ -45,7 +45,7 @@ pub async fn run(
         Duration::from_millis(src.interval_ms)
     };
     let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last: HashMap<(PointType, u32), (Option<u64>, String)> = HashMap::new();
     let mut warned = false;
     loop {

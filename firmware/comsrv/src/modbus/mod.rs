@@ -121,7 +121,7 @@ pub async fn run(
     let mut backoff = Backoff::new(p.reconnect_initial(), p.reconnect_max());
     let mut rng = rand::rngs::StdRng::from_os_rng();
     let mut tick = tokio::time::interval(p.poll_interval());
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     tracing::info!(channel = l.channel.id(), link = %l.link.describe(), requests = l.plan.len(), "modbus channel started");
     loop {
         tokio::select! {
