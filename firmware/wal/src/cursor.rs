@@ -1,209 +1,139 @@
-//! Sink cursors: the next record each sink has to deliver, and what it lost to eviction.
+//! Cursor files: one small text file per sink, `cursors/{sink}` = `"{cursor} {lost_records}\n"`
+//! (the log's eviction totals, `evicted` = `"{records} {bytes}\n"`, use the same two-number form).
 //!
-//! The rules are pure functions of (cursor, first_seq, next_seq) so they are tested without
-//! files; [`Cursors`] only adds persistence (one small file per sink, replaced atomically).
+//! Why text and one file per sink: an operator can read (and, with the daemon stopped, reset) a
+//! sink's position with `cat`/`echo`, and a sink's file is replaced atomically (write a temp
+//! file, fsync, rename, fsync the directory) without touching the others. When a moved cursor is
+//! written is decided by [`crate::ledger`] (`persist_due`); this module only does the I/O.
 
+use crate::ledger::{persist_due, CursorBook, SinkCursor};
 use crate::{io, WalError};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SinkCursor {
-    /// The next sequence number to deliver.
-    pub cursor: u64,
-    /// Records evicted before this sink delivered them.
-    pub lost: u64,
-}
-
-impl SinkCursor {
-    /// After loading or eviction: a cursor below the first retained record moves up to it and
-    /// counts the gap as lost; a cursor past the end (the log lost its tail) moves back.
-    pub fn clamp(self, first_seq: u64, next_seq: u64) -> SinkCursor {
-        if self.cursor < first_seq {
-            SinkCursor {
-                cursor: first_seq,
-                lost: self.lost + (first_seq - self.cursor),
-            }
-        } else if self.cursor > next_seq {
-            SinkCursor {
-                cursor: next_seq,
-                lost: self.lost,
-            }
-        } else {
-            self
-        }
-    }
-
-    /// A commit must move forward and stay within the log.
-    pub fn advance(self, to: u64, next_seq: u64) -> Result<SinkCursor, String> {
-        if to < self.cursor || to > next_seq {
-            Err(format!("{}..={next_seq}", self.cursor))
-        } else {
-            Ok(SinkCursor {
-                cursor: to,
-                lost: self.lost,
-            })
-        }
-    }
-}
-
-pub struct Cursors {
-    dir: PathBuf,
-    map: BTreeMap<String, SinkCursor>,
-    /// When each sink's cursor was last written.
-    written: BTreeMap<String, std::time::Instant>,
-    /// Sinks whose cursor moved since it was last written.
-    moved: std::collections::BTreeSet<String>,
-}
-
-/// A moving cursor is written at most this often (and on [`Cursors::flush`]): after a crash a
-/// sink re-delivers at most this much, which its at-least-once contract allows, and a fast
-/// replay does not pay two fsyncs per batch.
-const PERSIST_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
-
-fn valid(sink: &str) -> bool {
+/// A sink name: 1-64 characters of `[A-Za-z0-9_-]` (it is a file name).
+pub(crate) fn valid_sink(sink: &str) -> bool {
     !sink.is_empty()
         && sink.len() <= 64
         && sink
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
 }
 
-impl Cursors {
-    pub(crate) fn load(dir: &Path, first_seq: u64, next_seq: u64) -> Result<Cursors, WalError> {
+/// Replaces `dir/name` with `text` atomically: temp file, fsync, rename, fsync of `dir`.
+pub(crate) fn write_atomic(dir: &Path, name: &str, text: &str) -> Result<(), WalError> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(text.as_bytes()).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    fs::rename(&tmp, &path).map_err(io(&path))?;
+    crate::sync_dir(dir);
+    Ok(())
+}
+
+/// Parses `"{a} [{b}]"` (a cursor file); `None` if it is anything else.
+pub(crate) fn parse(text: &str) -> Option<SinkCursor> {
+    let mut it = text.split_whitespace();
+    let cursor = it.next()?.parse().ok()?;
+    let lost = match it.next() {
+        Some(t) => t.parse().ok()?,
+        None => 0,
+    };
+    it.next().is_none().then_some(SinkCursor { cursor, lost })
+}
+
+pub(crate) struct CursorFiles {
+    dir: PathBuf,
+    /// A moved cursor waits at most this long in memory.
+    pub every: Duration,
+    written: BTreeMap<String, Instant>,
+    pending: BTreeSet<String>,
+}
+
+impl CursorFiles {
+    /// Reads every cursor file in `dir` (created if missing). A file that is not a cursor
+    /// starts its sink at `fallback` (the oldest record: re-delivery rather than loss).
+    pub fn load(
+        dir: &Path,
+        fallback: u64,
+        every: Duration,
+    ) -> Result<(CursorFiles, Vec<(String, SinkCursor)>), WalError> {
         fs::create_dir_all(dir).map_err(io(dir))?;
-        let mut map = BTreeMap::new();
-        for e in fs::read_dir(dir).map_err(io(dir))?.filter_map(|e| e.ok()) {
-            let name = e.file_name().to_string_lossy().to_string();
-            if !valid(&name) {
-                continue;
-            }
-            let text = fs::read_to_string(e.path()).unwrap_or_default();
-            let mut it = text.split_whitespace().map(|t| t.parse::<u64>().ok());
-            let (Some(Some(cursor)), lost) = (it.next(), it.next().flatten()) else {
-                tracing::warn!(sink = %name, "unreadable cursor file: the sink starts at the oldest record");
-                map.insert(
-                    name,
-                    SinkCursor {
-                        cursor: first_seq,
-                        lost: 0,
-                    },
-                );
+        let mut found = Vec::new();
+        for e in fs::read_dir(dir).map_err(io(dir))? {
+            let e = e.map_err(io(dir))?;
+            let Some(name) = e.file_name().to_str().map(str::to_string) else {
                 continue;
             };
-            map.insert(
-                name,
-                SinkCursor {
-                    cursor,
-                    lost: lost.unwrap_or(0),
+            if !valid_sink(&name) {
+                continue;
+            }
+            let c = match fs::read(e.path()) {
+                Ok(b) => parse(&String::from_utf8_lossy(&b)),
+                Err(err) => {
+                    tracing::warn!(file = %e.path().display(), error = %err, "cannot read a sink cursor");
+                    None
                 }
-                .clamp(first_seq, next_seq),
-            );
+            };
+            let c = c.unwrap_or_else(|| {
+                tracing::warn!(file = %e.path().display(), "unreadable sink cursor: the sink starts at the oldest record");
+                SinkCursor {
+                    cursor: fallback,
+                    lost: 0,
+                }
+            });
+            found.push((name, c));
         }
-        Ok(Cursors {
+        let files = CursorFiles {
             dir: dir.to_path_buf(),
-            map,
+            every,
             written: BTreeMap::new(),
-            moved: Default::default(),
-        })
+            pending: BTreeSet::new(),
+        };
+        Ok((files, found))
     }
 
-    fn persist(&self, sink: &str) -> Result<(), WalError> {
-        let c = self.map[sink];
-        let path = self.dir.join(sink);
-        let tmp = self.dir.join(format!(".{sink}.tmp"));
-        let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
-        writeln!(f, "{} {}", c.cursor, c.lost).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-        fs::rename(&tmp, &path).map_err(io(&path))?;
-        if let Ok(d) = fs::File::open(&self.dir) {
-            let _ = d.sync_all();
-        }
+    /// Writes a sink's cursor now, atomically (it stays pending if that fails).
+    pub fn write(&mut self, sink: &str, c: SinkCursor) -> Result<(), WalError> {
+        self.pending.insert(sink.to_string());
+        write_atomic(&self.dir, sink, &format!("{} {}\n", c.cursor, c.lost))?;
+        self.pending.remove(sink);
+        self.written.insert(sink.to_string(), Instant::now());
         Ok(())
     }
 
-    pub(crate) fn get_or_register(
-        &mut self,
-        sink: &str,
-        first_seq: u64,
-    ) -> Result<SinkCursor, WalError> {
-        if !valid(sink) {
-            return Err(WalError::BadSink(sink.to_string()));
+    /// A sink's cursor moved: written now if due, else kept for [`CursorFiles::flush`].
+    pub fn moved(&mut self, sink: &str, book: &CursorBook) -> Result<(), WalError> {
+        let since = self.written.get(sink).map(Instant::elapsed);
+        match book.get(sink) {
+            Some(c) if persist_due(since, self.every) => self.write(sink, c),
+            _ => {
+                self.pending.insert(sink.to_string());
+                Ok(())
+            }
         }
-        if let Some(c) = self.map.get(sink) {
-            return Ok(*c);
-        }
-        self.map.insert(
-            sink.to_string(),
-            SinkCursor {
-                cursor: first_seq,
-                lost: 0,
-            },
-        );
-        self.persist(sink)?;
-        Ok(self.map[sink])
     }
 
-    pub(crate) fn commit(
-        &mut self,
-        sink: &str,
-        to: u64,
-        first_seq: u64,
-        next_seq: u64,
-    ) -> Result<(), WalError> {
-        let c = self.get_or_register(sink, first_seq)?;
-        let n = c
-            .advance(to, next_seq)
-            .map_err(|valid| WalError::BadCursor {
-                sink: sink.into(),
-                requested: to,
-                valid,
-            })?;
-        if n != c {
-            self.map.insert(sink.to_string(), n);
-            let due = self
-                .written
-                .get(sink)
-                .is_none_or(|t| t.elapsed() >= PERSIST_EVERY);
-            if due {
-                self.persist(sink)?;
-                self.moved.remove(sink);
-                self.written
-                    .insert(sink.to_string(), std::time::Instant::now());
-            } else {
-                self.moved.insert(sink.to_string());
+    /// Writes every cursor that moved since it was last written (`all`), or only those due.
+    pub fn flush(&mut self, book: &CursorBook, all: bool) -> Result<(), WalError> {
+        let pending: Vec<String> = self.pending.iter().cloned().collect();
+        for sink in pending {
+            let since = self.written.get(&sink).map(Instant::elapsed);
+            if !all && !persist_due(since, self.every) {
+                continue;
+            }
+            match book.get(&sink) {
+                Some(c) => self.write(&sink, c)?,
+                None => {
+                    self.pending.remove(&sink);
+                }
             }
         }
         Ok(())
-    }
-
-    /// Writes every cursor that moved since it was last written.
-    pub(crate) fn flush(&mut self) -> Result<(), WalError> {
-        for n in std::mem::take(&mut self.moved) {
-            self.persist(&n)?;
-            self.written.insert(n, std::time::Instant::now());
-        }
-        Ok(())
-    }
-
-    pub(crate) fn evicted_below(&mut self, first_seq: u64) -> Result<(), WalError> {
-        let names: Vec<String> = self.map.keys().cloned().collect();
-        for n in names {
-            let c = self.map[&n];
-            let moved = c.clamp(first_seq, u64::MAX);
-            if moved != c {
-                tracing::warn!(sink = %n, lost = moved.lost - c.lost, "records evicted before this sink delivered them");
-                self.map.insert(n.clone(), moved);
-                self.persist(&n)?;
-            }
-        }
-        Ok(())
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &SinkCursor)> {
-        self.map.iter()
     }
 }
 
@@ -212,42 +142,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_cursor_behind_the_retained_records_moves_up_and_counts_the_gap_as_lost() {
-        let c = SinkCursor {
-            cursor: 10,
-            lost: 2,
-        }
-        .clamp(25, 40);
-        assert_eq!(
-            c,
-            SinkCursor {
-                cursor: 25,
-                lost: 17
-            }
-        );
+    fn cursor_files_parse_strictly() {
+        let c = |cursor, lost| Some(SinkCursor { cursor, lost });
+        assert_eq!(parse("12 3\n"), c(12, 3));
+        assert_eq!(parse("12"), c(12, 0));
+        assert_eq!(parse(""), None);
+        assert_eq!(parse("x 1"), None);
+        assert_eq!(parse("1 2 3"), None);
+        assert_eq!(parse("1 -2"), None);
+        assert_eq!(parse("99999999999999999999999"), None);
     }
 
     #[test]
-    fn a_cursor_past_the_end_moves_back_without_loss() {
-        assert_eq!(
-            SinkCursor {
-                cursor: 50,
-                lost: 0
-            }
-            .clamp(0, 40),
-            SinkCursor {
-                cursor: 40,
-                lost: 0
-            }
-        );
-    }
-
-    #[test]
-    fn commits_move_forward_within_the_log_only() {
-        let c = SinkCursor { cursor: 5, lost: 0 };
-        assert_eq!(c.advance(9, 10).unwrap().cursor, 9);
-        assert_eq!(c.advance(10, 10).unwrap().cursor, 10);
-        assert!(c.advance(4, 10).is_err());
-        assert!(c.advance(11, 10).is_err());
+    fn sink_names_are_safe_file_names() {
+        assert!(valid_sink("influxdb"));
+        assert!(valid_sink("mqtt-2_b"));
+        assert!(!valid_sink(""));
+        assert!(!valid_sink("../x"));
+        assert!(!valid_sink(".x.tmp"));
+        assert!(!valid_sink(&"a".repeat(65)));
     }
 }
