@@ -1,4 +1,8 @@
-//! Service integration (seed section 1.1): comsrv -> Redis data persistence.
+//! Service integration (seed section 1): each service against Redis, and the gateway in front
+//! of them (`service_integration/gateway.rs`).
+
+#[path = "service_integration/gateway.rs"]
+mod gateway;
 
 use std::time::Duration;
 use voltage_sim::{Bank, SimServer};

@@ -3,6 +3,7 @@
 //! in-process on an ephemeral port, a TCP proxy that can cut and restore a link, the pymodbus
 //! peer, and polling helpers. Nothing listens on a fixed port, so suites run in parallel.
 
+pub mod daemon;
 pub mod influx;
 pub mod mqtt;
 pub mod peers;
@@ -240,12 +241,28 @@ pub async fn http_request(port: u16, method: &str, path: &str, body: &str) -> (u
 
 /// One HTTP/1.1 request (`Connection: close`): status code and (de-chunked) body.
 async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let (code, _, body) = http_full(addr, method, path, &[], body).await;
+    (code, body)
+}
+
+/// One HTTP/1.1 request with extra headers: status code, response head and (de-chunked) body.
+pub async fn http_full(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr)
         .await
         .expect("connect http");
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).await.expect("write request");
@@ -261,13 +278,14 @@ async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, S
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
-    if text
+    let head = text.split_once("\r\n\r\n").map(|(h, _)| h).unwrap_or("");
+    if head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked")
     {
         body = dechunk(&body);
     }
-    (code, body)
+    (code, head.to_string(), body)
 }
 
 fn dechunk(s: &str) -> String {

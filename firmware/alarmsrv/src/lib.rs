@@ -278,10 +278,11 @@ pub async fn start(
             };
             Ok::<_, std::convert::Infallible>(error(code, msg))
         });
+    let handler = voltage_http::Handler::new(warp::service(routes.clone()));
     let server = warp::serve(routes)
         .incoming(listener)
         .graceful(async move { stopped(&mut stop).await })
         .run();
     let task = tokio::spawn(server);
-    Ok(Running::new(local_addr, stop_tx, task))
+    Ok(Running::new(local_addr, stop_tx, task).with_handler(handler))
 }

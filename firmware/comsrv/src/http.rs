@@ -22,7 +22,10 @@ pub fn serve(
     router: WriteRouter,
     port: u16,
     mut stop: Shutdown,
-) -> impl std::future::Future<Output = ()> + Send + 'static {
+) -> (
+    voltage_http::Handler,
+    impl std::future::Future<Output = ()> + Send + 'static,
+) {
     let health = warp::path!("health").and(warp::get()).then(move || {
         let store = store.clone();
         let config_error = config_error.clone();
@@ -59,13 +62,15 @@ pub fn serve(
             async move { write(router, id, &what, &body).await }
         });
     let routes = health.or(channels).or(write);
-    async move {
+    let handler = voltage_http::Handler::new(warp::service(routes.clone()));
+    let server = async move {
         warp::serve(routes)
             .incoming(listener)
             .graceful(async move { stop.wait().await })
             .run()
             .await;
-    }
+    };
+    (handler, server)
 }
 
 #[derive(serde::Deserialize)]

@@ -70,12 +70,18 @@ pub struct Running {
     local_addr: SocketAddr,
     stop: tokio_watch::Sender<bool>,
     task: JoinHandle<()>,
+    handler: voltage_http::Handler,
 }
 
 impl Running {
     /// The address the HTTP server listens on (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// comsrv's routes, callable in-process (the gateway in the same daemon).
+    pub fn handler(&self) -> voltage_http::Handler {
+        self.handler.clone()
     }
 
     /// Stops every channel and the HTTP server, and waits for them.
@@ -118,7 +124,7 @@ pub async fn start(
     });
     let router = sup.router();
     let commands = tokio::spawn(commands::run(store.clone(), router.clone(), stop.clone()));
-    let http = http::serve(
+    let (handler, http) = http::serve(
         listener,
         store,
         sup.status_view(),
@@ -137,5 +143,6 @@ pub async fn start(
         local_addr,
         stop: stop_tx,
         task,
+        handler,
     })
 }

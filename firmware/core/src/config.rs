@@ -13,10 +13,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 mod channel;
+mod gateway;
 mod hissrv;
 mod netsrv;
 mod serial;
 pub use channel::*;
+pub use gateway::*;
 pub use hissrv::*;
 pub use netsrv::*;
 pub use serial::*;
@@ -150,6 +152,8 @@ pub struct Config {
     pub hissrv: Option<HissrvConfig>,
     /// `netsrv/netsrv.yaml` (absent = nothing is forwarded northbound).
     pub netsrv: Option<NetsrvConfig>,
+    /// `gateway/gateway.yaml` (absent = defaults: authentication on).
+    pub gateway: GatewayConfig,
     /// Things that are legal but probably not meant (a point without mapping, ...).
     pub warnings: Vec<String>,
 }
@@ -349,11 +353,28 @@ pub fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
             }
         }
     });
+    let gpath = dir.join("gateway").join("gateway.yaml");
+    let gfile = gpath.display().to_string();
+    let gateway = read_optional(&gpath, &mut errors)
+        .and_then(|t| match parse_yaml::<GatewayConfig>(&gfile, &t) {
+            Ok(g) => {
+                for m in g.problems() {
+                    errors.push(ConfigError::file(&gfile, m));
+                }
+                Some(g)
+            }
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        })
+        .unwrap_or_default();
     if errors.is_empty() {
         Ok(Config {
             dir: dir.to_path_buf(),
             hissrv,
             netsrv,
+            gateway,
             voltage,
             file_watch,
             channels,

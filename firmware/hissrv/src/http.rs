@@ -53,7 +53,10 @@ pub fn serve(
     st: State,
     port: u16,
     mut stop: watch::Receiver<bool>,
-) -> impl std::future::Future<Output = ()> + Send + 'static {
+) -> (
+    voltage_http::Handler,
+    impl std::future::Future<Output = ()> + Send + 'static,
+) {
     let s1 = st.clone();
     let health = warp::path!("health").and(warp::get()).then(move || {
         let st = s1.clone();
@@ -87,13 +90,15 @@ pub fn serve(
             async move { query(st, &kind, q).await }
         });
     let routes = health.or(status).or(data);
-    async move {
+    let handler = voltage_http::Handler::new(warp::service(routes.clone()));
+    let server = async move {
         warp::serve(routes)
             .incoming(listener)
             .graceful(async move { stopped(&mut stop).await })
             .run()
             .await;
-    }
+    };
+    (handler, server)
 }
 
 async fn query(st: State, kind: &str, q: HashMap<String, String>) -> Reply {

@@ -145,7 +145,7 @@ pub async fn start(
             stop.clone(),
         )));
     }
-    let http = http::serve(
+    let (handler, http) = http::serve(
         listener,
         http::State {
             store,
@@ -165,5 +165,5 @@ pub async fn start(
         let _ = with_wal(&wal, |w| w.sync()).await;
         tracing::info!("hissrv stopped");
     });
-    Ok(Running::new(local_addr, stop_tx, task))
+    Ok(Running::new(local_addr, stop_tx, task).with_handler(handler))
 }

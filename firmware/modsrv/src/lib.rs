@@ -338,9 +338,10 @@ pub async fn start(
         .or(get)
         .or(put)
         .or(delete);
+    let handler = voltage_http::Handler::new(warp::service(routes.clone()));
     let server = warp::serve(routes)
         .incoming(listener)
         .graceful(async move { stopped(&mut stop).await })
         .run();
-    Ok(Running::new(local_addr, stop_tx, tokio::spawn(server)))
+    Ok(Running::new(local_addr, stop_tx, tokio::spawn(server)).with_handler(handler))
 }

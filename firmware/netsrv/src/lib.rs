@@ -135,7 +135,9 @@ pub async fn start(
         }
     });
     let mut s2 = stop.clone();
-    let server = warp::serve(health.or(status))
+    let routes = health.or(status);
+    let handler = voltage_http::Handler::new(warp::service(routes.clone()));
+    let server = warp::serve(routes)
         .incoming(listener)
         .graceful(async move { stopped(&mut s2).await })
         .run();
@@ -147,7 +149,7 @@ pub async fn start(
         let _ = server.await;
         tracing::info!("netsrv stopped");
     });
-    Ok(Running::new(local_addr, stop_tx, task))
+    Ok(Running::new(local_addr, stop_tx, task).with_handler(handler))
 }
 
 /// Next batch for `sink`: `(records, next cursor)`; waits (polling the log) while empty.

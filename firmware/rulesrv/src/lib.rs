@@ -434,6 +434,7 @@ pub async fn start(
         });
     let routes = health.or(create).or(list).or(evaluate).or(get).or(delete);
     let mut s2 = stop.clone();
+    let handler = voltage_http::Handler::new(warp::service(routes.clone()));
     let server = warp::serve(routes)
         .incoming(listener)
         .graceful(async move { stopped(&mut s2).await })
@@ -443,5 +444,5 @@ pub async fn start(
         server.await;
         let _ = sched.await;
     });
-    Ok(Running::new(local_addr, stop_tx, task))
+    Ok(Running::new(local_addr, stop_tx, task).with_handler(handler))
 }

@@ -14,6 +14,7 @@
 //! | `comsrv:{ch}:audit` | list | JSON of each control/adjustment write: who, when, old, new, verified |
 //! | `comsrv:commands` | list | write commands from other services (JSON), consumed by comsrv |
 //! | `comsrv:command:{request_id}` | string | JSON result of a queued command (1 h) |
+//! | `alarmsrv:index:{Status}:{Level}` | zset | alarm ids by status and level (kept by the alarm functions) |
 
 use voltage_core::PointType;
 
@@ -57,6 +58,15 @@ pub const COMMANDS: &str = "comsrv:commands";
 pub fn command_result(request_id: &str) -> String {
     format!("comsrv:command:{request_id}")
 }
+
+/// Alarm ids by status and level (a sorted set kept by the `voltage_alarm` functions), e.g.
+/// `alarmsrv:index:Active:Critical`.
+pub fn alarm_index(status: &str, level: &str) -> String {
+    format!("alarmsrv:index:{status}:{level}")
+}
+
+pub const ALARM_STATUSES: [&str; 3] = ["Active", "Acknowledged", "Resolved"];
+pub const ALARM_LEVELS: [&str; 4] = ["Info", "Warning", "Major", "Critical"];
 
 /// All keys that belong to one channel (for removal of a channel from the config).
 pub fn channel_keys(channel: u32) -> Vec<String> {

@@ -12,6 +12,7 @@ pub mod keys;
 pub use functions::FunctionsState;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::collections::HashMap;
 use std::time::Duration;
 use voltage_core::config::Channel;
 use voltage_core::points::Point;
@@ -349,7 +350,18 @@ impl Store {
         let mut cmd = redis::cmd(if read_only { "FCALL_RO" } else { "FCALL" });
         cmd.arg(name).arg(keys.len()).arg(keys).arg(args);
         let mut c = self.conn.clone();
-        match cmd.query_async::<Option<String>>(&mut c).await {
+        let mut first = cmd.query_async::<Option<String>>(&mut c).await;
+        // A Redis restarted without persistence has lost the libraries: load them and call
+        // again, rather than failing requests until the periodic check notices.
+        if matches!(&first, Err(e) if e.to_string().contains("Function not found")) {
+            tracing::warn!(
+                function = name,
+                "redis lost the functions; loading them again"
+            );
+            self.ensure_functions().await?;
+            first = cmd.query_async::<Option<String>>(&mut c).await;
+        }
+        match first {
             Ok(v) => Ok(v),
             Err(e)
                 if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError)
@@ -361,6 +373,46 @@ impl Store {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// A channel's `:stats` and `:status` hashes, as stored (one round trip).
+    pub async fn channel_counters(
+        &self,
+        channel: u32,
+    ) -> Result<(HashMap<String, String>, HashMap<String, String>), StoreError> {
+        let mut p = redis::pipe();
+        p.hgetall(keys::stats(channel))
+            .hgetall(keys::status(channel));
+        let mut c = self.conn.clone();
+        Ok(p.query_async(&mut c).await?)
+    }
+
+    /// A serial line's statistics hash (empty when the line never ran).
+    pub async fn line_counters(&self, line: &str) -> Result<HashMap<String, String>, StoreError> {
+        let mut c = self.conn.clone();
+        Ok(redis::cmd("HGETALL")
+            .arg(keys::line_stats(line))
+            .query_async(&mut c)
+            .await?)
+    }
+
+    /// Number of alarms per (status, level), every combination listed (one round trip).
+    pub async fn alarm_counts(&self) -> Result<Vec<(&'static str, &'static str, u64)>, StoreError> {
+        let mut p = redis::pipe();
+        let mut combos = Vec::new();
+        for st in keys::ALARM_STATUSES {
+            for lv in keys::ALARM_LEVELS {
+                p.zcard(keys::alarm_index(st, lv));
+                combos.push((st, lv));
+            }
+        }
+        let mut c = self.conn.clone();
+        let n: Vec<u64> = p.query_async(&mut c).await?;
+        Ok(combos
+            .into_iter()
+            .zip(n)
+            .map(|((s, l), n)| (s, l, n))
+            .collect())
     }
 
     /// Publishes `message` on a Redis pub/sub channel; returns how many subscribers got it.

@@ -5,9 +5,11 @@
 //! SIGINT into an orderly shutdown. Everything with behaviour lives in the library crates.
 
 mod plan;
+mod token;
 
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,9 +20,7 @@ use voltage_store::{FunctionsState, Store};
 const SERVICES: &[&str] = &[
     "comsrv", "modsrv", "alarmsrv", "rulesrv", "hissrv", "gateway", "netsrv",
 ];
-const AVAILABLE: &[&str] = &[
-    "comsrv", "modsrv", "alarmsrv", "rulesrv", "hissrv", "netsrv",
-];
+const AVAILABLE: &[&str] = SERVICES;
 
 #[derive(Parser)]
 #[command(name = "voltage", version, about = "VoltageEMS edge firmware")]
@@ -47,6 +47,9 @@ enum Command {
     CheckConfig { dir: PathBuf },
     /// Print the Modbus read plan: per channel and slave the requests, registers and bytes.
     Plan { dir: PathBuf },
+    /// Manage the gateway's API tokens (DIR/gateway/tokens.yaml).
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Load the Redis Functions libraries into Redis.
     LoadFunctions {
         /// Configuration directory to take `redis.url` from (REDIS_URL wins).
@@ -64,6 +67,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::CheckConfig { dir } => check_config(&dir),
         Command::Plan { dir } => load(&dir).map(|c| emit(&plan::render(&c))),
+        Command::Token(cmd) => token::run(cmd),
         Command::Run { config, only } => runtime().and_then(|rt| rt.block_on(run(&config, &only))),
         Command::LoadFunctions { config, redis_url } => {
             runtime().and_then(|rt| rt.block_on(load_functions(config.as_deref(), redis_url)))
@@ -233,6 +237,8 @@ async fn run(dir: &Path, only: &[String]) -> anyhow::Result<()> {
             })
     };
     let mut running: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+    // Services of this process, for the gateway to call in-process: name -> (routes, port).
+    let mut here: BTreeMap<&str, (voltage_http::Handler, u16)> = BTreeMap::new();
     let svc = &cfg.voltage.services.comsrv;
     if svc.enabled && wanted("comsrv") {
         let r = comsrv::start(
@@ -243,12 +249,16 @@ async fn run(dir: &Path, only: &[String]) -> anyhow::Result<()> {
         )
         .await?;
         tracing::info!(addr = %r.local_addr(), channels = cfg.channels.len(), "comsrv running");
+        here.insert("comsrv", (r.handler(), r.local_addr().port()));
         running.push(tokio::spawn(r.join()));
     }
     let svc = &cfg.voltage.services.modsrv;
     if svc.enabled && wanted("modsrv") {
         let r = modsrv::start(dir, store.clone(), addr_of("modsrv", svc)?, stop.receiver()).await?;
         tracing::info!(addr = %r.local_addr(), "modsrv running");
+        if let Some(h) = r.handler() {
+            here.insert("modsrv", (h, r.local_addr().port()));
+        }
         running.push(tokio::spawn(r.join()));
     }
     let svc = &cfg.voltage.services.alarmsrv;
@@ -261,12 +271,18 @@ async fn run(dir: &Path, only: &[String]) -> anyhow::Result<()> {
         )
         .await?;
         tracing::info!(addr = %r.local_addr(), "alarmsrv running");
+        if let Some(h) = r.handler() {
+            here.insert("alarmsrv", (h, r.local_addr().port()));
+        }
         running.push(tokio::spawn(r.join()));
     }
     let svc = &cfg.voltage.services.rulesrv;
     if svc.enabled && wanted("rulesrv") {
         let r = rulesrv::start(store.clone(), addr_of("rulesrv", svc)?, stop.receiver()).await?;
         tracing::info!(addr = %r.local_addr(), "rulesrv running");
+        if let Some(h) = r.handler() {
+            here.insert("rulesrv", (h, r.local_addr().port()));
+        }
         running.push(tokio::spawn(r.join()));
     }
     // hissrv and netsrv share one history log: hissrv writes it, both forward from it.
@@ -285,13 +301,35 @@ async fn run(dir: &Path, only: &[String]) -> anyhow::Result<()> {
             )
             .await?;
             tracing::info!(addr = %r.local_addr(), "hissrv running");
+            if let Some(h) = r.handler() {
+                here.insert("hissrv", (h, r.local_addr().port()));
+            }
             running.push(tokio::spawn(r.join()));
         }
         if run_n {
             let r = netsrv::start(&cfg, wal, addr_of("netsrv", n)?, stop.receiver()).await?;
             tracing::info!(addr = %r.local_addr(), "netsrv running");
+            if let Some(h) = r.handler() {
+                here.insert("netsrv", (h, r.local_addr().port()));
+            }
             running.push(tokio::spawn(r.join()));
         }
+    }
+    let svc = &cfg.voltage.services.gateway;
+    if svc.enabled && wanted("gateway") {
+        let opts = gateway_options(&cfg, &here);
+        for (name, s) in &opts.services {
+            tracing::info!(service = %name, via = %s.upstream.describe(), "gateway route");
+        }
+        let r = voltage_gateway::start(
+            opts,
+            store.clone(),
+            addr_of("gateway", svc)?,
+            stop.receiver(),
+        )
+        .await?;
+        tracing::info!(addr = %r.local_addr(), "gateway running");
+        running.push(tokio::spawn(r.join()));
     }
     if running.is_empty() {
         tracing::warn!("no service to run");
@@ -301,6 +339,57 @@ async fn run(dir: &Path, only: &[String]) -> anyhow::Result<()> {
     }
     tracing::info!("voltage stopped");
     Ok(())
+}
+
+/// What the gateway routes to: services of this process in-process; enabled services that run
+/// elsewhere (another `voltage run --only ...` or another host) over HTTP, at the URL in
+/// `gateway/gateway.yaml` `upstreams` or else at their `services.*` address.
+fn gateway_options(
+    cfg: &Config,
+    here: &BTreeMap<&str, (voltage_http::Handler, u16)>,
+) -> voltage_gateway::Options {
+    let mut services = BTreeMap::new();
+    for (name, svc) in cfg.voltage.services.all() {
+        if name == "gateway" {
+            continue;
+        }
+        let expected = svc.enabled && (name != "netsrv" || cfg.netsrv.is_some());
+        let s = if let Some((h, port)) = here.get(name) {
+            voltage_gateway::Service {
+                upstream: voltage_gateway::Upstream::InProcess(h.clone()),
+                port: *port,
+            }
+        } else if expected || cfg.gateway.upstreams.contains_key(name) {
+            let url = cfg.gateway.upstreams.get(name).cloned().unwrap_or_else(|| {
+                let host = match svc.bind.as_str() {
+                    "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
+                    b => b,
+                };
+                format!("http://{host}:{}", svc.port)
+            });
+            voltage_gateway::Service {
+                upstream: voltage_gateway::Upstream::http(&url),
+                port: svc.port,
+            }
+        } else {
+            continue;
+        };
+        services.insert(name.to_string(), s);
+    }
+    let mut lines: Vec<String> = cfg
+        .channels
+        .iter()
+        .filter_map(|c| c.serial.as_ref())
+        .map(|s| s.port_name.clone().unwrap_or_else(|| s.device.clone()))
+        .collect();
+    lines.sort();
+    lines.dedup();
+    voltage_gateway::Options {
+        config: cfg.gateway.clone(),
+        tokens_path: token::path(&cfg.dir),
+        services,
+        lines,
+    }
 }
 
 async fn wait_for_signal() {
