@@ -240,3 +240,93 @@ async fn check_config_names_file_line_and_column_of_each_kind_of_mistake() {
         assert!(err.contains(want), "{file}: wanted {want:?} in:\n{err}");
     }
 }
+
+/// TC-E2E-001: a simulated device reads 9500 (scale 0.01 -> 95.00 °C); a rule created through
+/// the gateway raises a Critical alarm, visible through `/alarmsrv/alarms?status=active`, and
+/// the history through `/hissrv/data/telemetry` holds the reading. The whole daemon, as shipped.
+#[tokio::test]
+async fn tc_e2e_001_device_to_alarm_pipeline() {
+    use voltage_tests::daemon::{create_token, Daemon};
+    let env = TestEnv::new().await;
+    let device = SimServer::bind("127.0.0.1:0".parse().unwrap(), Bank::new())
+        .await
+        .expect("sim");
+    device.bank().set_holding(1, 1, 9500);
+    env.write(
+        "comsrv/comsrv.yaml",
+        &format!("channels:\n{}", tcp_channel(1001, device.local_addr(), "")),
+    );
+    env.write(
+        "comsrv/1001/telemetry.csv",
+        "point_id,signal_name,scale,offset,unit,reverse,data_type\n1,Temperature,0.01,0.0,℃,false,float\n",
+    );
+    env.write(
+        "comsrv/1001/mapping/telemetry_mapping.csv",
+        &format!("{MODBUS_MAPPING_HEADER}1,1,3,1,u16,,\n"),
+    );
+    env.write(
+        "hissrv/hissrv.yaml",
+        "sources:\n  - {channel: 1001, types: [T], interval_ms: 200}\nwal: {dir: wal, max_bytes: 8388608, fsync: always}\n",
+    );
+    let admin = create_token(&env, "admin", "commissioning");
+    let viewer = create_token(&env, "viewer", "hmi");
+    let d = Daemon::start(&env, &[]).await;
+    let rule = r#"{"name":"Critical Temperature Monitor",
+        "condition":{"expression":"comsrv:1001:T:1 > 90.0","data_sources":["comsrv:1001:T:1"]},
+        "actions":[{"action_type":"create_alarm","parameters":{"title":"Critical Temperature Alert","level":"Critical","description":"Temperature critically high"}}],
+        "enabled":true}"#;
+    let (code, body) = d.call("POST", "/rulesrv/rules", Some(&admin), rule).await;
+    assert_eq!(code, 201, "{body}");
+    // The seed waits 5 s; the alarm must be there by then.
+    let alarms = || async {
+        let (_, b) = d
+            .call("GET", "/alarmsrv/alarms?status=active", Some(&viewer), "")
+            .await;
+        serde_json::from_str::<Vec<serde_json::Value>>(&b).unwrap_or_default()
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), alarms, |a| a
+            .iter()
+            .any(|a| a["title"]
+                .as_str()
+                .is_some_and(|t| t.contains("Critical Temperature"))))
+        .await,
+        "no Critical Temperature alarm within 5 s: {:?}",
+        alarms().await
+    );
+    let list = alarms().await;
+    let critical = list
+        .iter()
+        .find(|a| {
+            a["title"]
+                .as_str()
+                .unwrap()
+                .contains("Critical Temperature")
+        })
+        .unwrap();
+    assert_eq!(critical["level"], "Critical");
+    assert_eq!(critical["status"], "Active");
+    let history = || async {
+        let (_, b) = d
+            .call(
+                "GET",
+                "/hissrv/data/telemetry?channel_id=1001&point_id=1&duration=5m",
+                Some(&viewer),
+                "",
+            )
+            .await;
+        serde_json::from_str::<Vec<serde_json::Value>>(&b).unwrap_or_default()
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), history, |h| !h.is_empty()).await,
+        "no history"
+    );
+    let h = history().await;
+    let latest = h.last().unwrap()["value"].as_f64().unwrap();
+    assert!(latest >= 95.0, "latest reading {latest}");
+    assert!(
+        (latest - 95.0).abs() < 1e-9,
+        "9500 x 0.01 = 95.00, got {latest}"
+    );
+    assert!(d.stop().await.success());
+}

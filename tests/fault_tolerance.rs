@@ -112,15 +112,7 @@ async fn redis_restart_makes_health_503_then_data_and_config_come_back() {
 async fn daemon_reloads_redis_functions_after_a_redis_restart() {
     let redis = RedisServer::dedicated();
     let env = TestEnv::on(&redis);
-    let http_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    env.write(
-        "voltage.yaml",
-        &format!("services:\n  comsrv: {{port: {http_port}}}\n"),
-    );
+    env.write("voltage.yaml", &voltage_tests::daemon::voltage_yaml("").0);
     env.write(
         "comsrv/comsrv.yaml",
         "channels:\n  - {id: 1, name: v, protocol: virtual, parameters: {poll_interval_ms: 100}}\n",
@@ -413,4 +405,37 @@ async fn mqtt_broker_down_and_back_delivers_every_sample_in_order() {
     assert_eq!(values, want, "every sample, in order");
     h.stop().await;
     n.stop().await;
+}
+
+/// TC-FAULT-001: Redis stops -> `/health` (a service's and the gateway's) answers 503; Redis
+/// starts again, empty -> 200 within 3 s, the daemon has loaded the functions itself, and
+/// `POST /alarms` works (201).
+#[tokio::test]
+async fn tc_fault_001_redis_connection_resilience() {
+    use voltage_tests::daemon::{create_token, Daemon};
+    let redis = RedisServer::dedicated();
+    let env = TestEnv::on(&redis);
+    let operator = create_token(&env, "operator", "hmi");
+    let d = Daemon::start(&env, &[]).await;
+    let alarmsrv = std::net::SocketAddr::from(([127, 0, 0, 1], d.port("alarmsrv")));
+    assert_eq!(http_get(alarmsrv, "/health").await.0, 200);
+
+    redis.kill();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (code, body) = http_get(alarmsrv, "/health").await;
+    assert_eq!(code, 503, "alarmsrv during the outage: {body}");
+    let body = d.wait_health(503, Duration::from_secs(3)).await;
+    assert!(body.contains("redis"), "the reason names Redis: {body}");
+
+    redis.restart();
+    let t = std::time::Instant::now();
+    d.wait_health(200, Duration::from_secs(3)).await;
+    assert_eq!(http_get(alarmsrv, "/health").await.0, 200);
+    let recovered = t.elapsed();
+    let alarm = r#"{"title":"Recovery Test Alarm","description":"Testing recovery","level":"Info","source":"test","metadata":{}}"#;
+    let (code, body) = d
+        .call("POST", "/alarmsrv/alarms", Some(&operator), alarm)
+        .await;
+    assert_eq!(code, 201, "after {recovered:?}: {body}");
+    assert!(d.stop().await.success());
 }

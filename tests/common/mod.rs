@@ -6,6 +6,7 @@
 pub mod daemon;
 pub mod influx;
 pub mod mqtt;
+pub mod nginx;
 pub mod peers;
 pub mod proxy;
 pub mod redis_server;

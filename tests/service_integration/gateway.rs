@@ -425,3 +425,69 @@ async fn the_openapi_description_matches_the_real_routes() {
     assert!(checked >= 30, "{checked} operations");
     assert!(d.stop().await.success());
 }
+
+/// The shipped nginx configuration fronts the gateway: `/api/...` reaches every route with the
+/// token passed through, errors keep their JSON shape, and `/api/events` streams unbuffered.
+#[tokio::test]
+async fn nginx_fronts_the_gateway_with_the_shipped_configuration() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let env = TestEnv::new().await;
+    virtual_channel(&env, 61, 3.5);
+    let viewer = create_token(&env, "viewer", "v");
+    let operator = create_token(&env, "operator", "o");
+    let d = Daemon::start(&env, &[]).await;
+    let nginx = voltage_tests::nginx::Nginx::start(d.port("gateway"));
+    let front = std::net::SocketAddr::from(([127, 0, 0, 1], nginx.port));
+    let (code, body) = http_get(front, "/api/health").await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(json(&body)["service"]["name"], "gateway");
+    let (code, body) = http_get(front, "/api/comsrv/health").await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(json(&body)["service"]["port"], d.port("comsrv"));
+    let (code, body) = http_get(front, "/api/comsrv/channels").await;
+    assert_eq!(code, 401, "{body}");
+    assert_error_shape(401, &body);
+    let auth = format!("Bearer {viewer}");
+    let (code, _, body) = http_full(
+        front,
+        "GET",
+        "/api/comsrv/channels",
+        &[("Authorization", &auth)],
+        "",
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"id\":61"), "{body}");
+    let big = "x".repeat(200 * 1024);
+    let op = format!("Bearer {operator}");
+    let (code, _, body) = http_full(
+        front,
+        "POST",
+        "/api/alarmsrv/alarms",
+        &[("Authorization", &op)],
+        &big,
+    )
+    .await;
+    assert_eq!(code, 413, "{body}");
+    assert_error_shape(413, &body);
+    // Live data through nginx: the first event arrives while the stream stays open.
+    let mut s = tokio::net::TcpStream::connect(front).await.unwrap();
+    let req =
+        format!("GET /api/events?channels=61 HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !seen.contains("3.500000") {
+        let n = tokio::time::timeout_at(deadline, s.read(&mut buf))
+            .await
+            .expect("an event through nginx within 10 s (unbuffered)")
+            .unwrap();
+        assert!(n > 0, "stream closed: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(seen.contains("event:points"), "{seen}");
+    drop(s);
+    drop(nginx);
+    assert!(d.stop().await.success());
+}

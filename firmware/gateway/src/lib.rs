@@ -218,6 +218,11 @@ where
     }
 }
 
+/// A refused body is still read (and dropped) up to this size before the 413 goes out: a
+/// server that closes a connection with unread data makes the kernel reset it, and the client
+/// (or nginx in front) then sees a reset instead of the answer.
+const DRAIN_MAX: u64 = 1024 * 1024;
+
 /// Reads the request body, refusing more than `limit` bytes whether or not the client
 /// announced its length.
 async fn read_body<S, B>(mut body: S, headers: &HeaderMap, limit: u64) -> Result<Bytes, Resp>
@@ -225,19 +230,12 @@ where
     S: Stream<Item = Result<B, warp::Error>> + Unpin,
     B: Buf,
 {
-    let too_large = || {
-        reply(error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body larger than {limit} bytes (gateway.yaml body_limit_bytes)"),
-        ))
-    };
     let announced = headers
         .get(warp::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > limit) {
-        return Err(too_large());
-    }
+    let mut over = announced.is_some_and(|n| n > limit);
+    let mut total = 0u64;
     let mut buf = BytesMut::new();
     while let Some(chunk) = body.next().await {
         let mut chunk = chunk.map_err(|e| {
@@ -246,8 +244,13 @@ where
                 format!("reading the request body: {e}"),
             ))
         })?;
-        if buf.len() as u64 + chunk.remaining() as u64 > limit {
-            return Err(too_large());
+        total += chunk.remaining() as u64;
+        if over || total > limit {
+            over = true;
+            if total > DRAIN_MAX {
+                break;
+            }
+            continue;
         }
         while chunk.has_remaining() {
             let c = chunk.chunk();
@@ -255,6 +258,12 @@ where
             buf.extend_from_slice(c);
             chunk.advance(n);
         }
+    }
+    if over {
+        return Err(reply(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body larger than {limit} bytes (gateway.yaml body_limit_bytes)"),
+        )));
     }
     Ok(buf.freeze())
 }
