@@ -491,3 +491,70 @@ async fn nginx_fronts_the_gateway_with_the_shipped_configuration() {
     drop(nginx);
     assert!(d.stop().await.success());
 }
+
+/// A control write through the gateway reaches the device, is verified, and the channel's audit
+/// trail names the token that made it (a caller header sent by the client is not trusted).
+#[tokio::test]
+async fn writes_through_the_gateway_are_audited_with_the_tokens_name() {
+    let env = TestEnv::new().await;
+    let device =
+        voltage_sim::SimServer::bind("127.0.0.1:0".parse().unwrap(), voltage_sim::Bank::new())
+            .await
+            .unwrap();
+    env.write(
+        "comsrv/comsrv.yaml",
+        &format!("channels:\n{}", tcp_channel(71, device.local_addr(), "")),
+    );
+    env.write("comsrv/71/telemetry.csv", "point_id,signal_name\n1,P\n");
+    env.write(
+        "comsrv/71/mapping/telemetry_mapping.csv",
+        &format!("{MODBUS_MAPPING_HEADER}1,1,3,0,u16,,\n"),
+    );
+    env.write(
+        "comsrv/71/adjustment.csv",
+        "point_id,signal_name,scale,offset,min_value,max_value\n1,P setpoint,1,0,0,500\n",
+    );
+    env.write(
+        "comsrv/71/mapping/adjustment_mapping.csv",
+        &format!("{MODBUS_MAPPING_HEADER}1,1,6,40,u16,,\n"),
+    );
+    let operator = create_token(&env, "operator", "hmi");
+    let d = Daemon::start(&env, &[]).await;
+    env.wait_value(
+        "comsrv:71:status",
+        "connected",
+        "1",
+        Duration::from_secs(10),
+    )
+    .await;
+    let auth = format!("Bearer {operator}");
+    let (code, _, body) = http_full(
+        d.gateway(),
+        "POST",
+        "/comsrv/channels/71/adjustment",
+        &[
+            ("Authorization", &auth),
+            ("X-Voltage-Caller", "token:someone-else"),
+        ],
+        r#"{"point_id":1,"value":321,"requested_by":"alice"}"#,
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(json(&body)["verified"], true, "{body}");
+    assert_eq!(device.bank().holding(1, 40), 321);
+    let mut c = env.redis().await;
+    let audit: Vec<String> = redis::cmd("LRANGE")
+        .arg("comsrv:71:audit")
+        .arg(0)
+        .arg(0)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(
+        audit
+            .first()
+            .is_some_and(|a| a.contains("\"token:hmi/alice\"")),
+        "{audit:?}"
+    );
+    assert!(d.stop().await.success());
+}

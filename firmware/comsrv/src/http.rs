@@ -1,7 +1,8 @@
 //! comsrv's HTTP endpoint: `GET /health` (200 healthy / 503 unhealthy with the reason),
 //! `GET /channels` (each channel's name, protocol, point count, connection and last error), and
 //! `POST /channels/{id}/control` / `.../adjustment` with `{"point_id":N,"value":V,
-//! "requested_by":"who"}`: 200 verified, 202 written but not verified, 404 unknown channel or
+//! "requested_by":"who"}` (through the gateway, the token's name is recorded with it, from the
+//! `x-voltage-caller` header only the gateway sets): 200 verified, 202 written but not verified, 404 unknown channel or
 //! point, 422 refused (out of range), 502 the device refused or did not answer, 400 bad JSON.
 
 use crate::modbus::write::WriteRequest;
@@ -57,10 +58,13 @@ pub fn serve(
         .and(warp::post())
         .and(warp::body::content_length_limit(16 * 1024))
         .and(warp::body::bytes())
-        .then(move |id: u32, what: String, body: bytes::Bytes| {
-            let router = router.clone();
-            async move { write(router, id, &what, &body).await }
-        });
+        .and(warp::header::optional::<String>("x-voltage-caller"))
+        .then(
+            move |id: u32, what: String, body: bytes::Bytes, caller: Option<String>| {
+                let router = router.clone();
+                async move { write(router, id, &what, &body, caller).await }
+            },
+        );
     let routes = health.or(channels).or(write);
     let handler = voltage_http::Handler::new(warp::service(routes.clone()));
     let server = async move {
@@ -94,6 +98,7 @@ async fn write(
     id: u32,
     what: &str,
     body: &[u8],
+    caller: Option<String>,
 ) -> warp::reply::WithStatus<warp::reply::Json> {
     let kind = match what {
         "control" => PointType::Control,
@@ -114,7 +119,14 @@ async fn write(
         kind,
         point_id: b.point_id,
         value: b.value,
-        requested_by: b.requested_by.unwrap_or_else(|| "http".into()),
+        // Through the gateway the authenticated token names the writer; a name in the body
+        // is kept beside it (`token:hmi/alice`).
+        requested_by: match (caller, b.requested_by) {
+            (Some(c), Some(r)) => format!("{c}/{r}"),
+            (Some(c), None) => c,
+            (None, Some(r)) => r,
+            (None, None) => "http".into(),
+        },
         reply: tx,
     };
     router.route(id, req).await;

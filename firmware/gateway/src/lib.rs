@@ -206,6 +206,14 @@ where
             if !read {
                 tracing::info!(%method, %path, token = who.as_deref().unwrap_or("-"), "change routed");
             }
+            let mut headers = headers;
+            headers.remove(upstream::CALLER);
+            if let Some(v) = who
+                .as_deref()
+                .and_then(|w| warp::http::HeaderValue::from_str(&format!("token:{w}")).ok())
+            {
+                headers.insert(upstream::CALLER, v);
+            }
             route(&gw, svc, method, &target, &headers, body).await
         }
         _ => reply(error(

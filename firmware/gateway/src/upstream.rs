@@ -25,7 +25,16 @@ pub struct Answer {
 }
 
 /// Headers a routed request carries over (the caller's token stays at the gateway).
-const FORWARDED: &[&str] = &["content-type", "accept", "accept-encoding", "user-agent"];
+/// `x-voltage-caller` is set by the gateway alone (the authenticated token's name, for the
+/// services' audit trails); a client's own is dropped.
+pub const CALLER: &str = "x-voltage-caller";
+const FORWARDED: &[&str] = &[
+    "content-type",
+    "accept",
+    "accept-encoding",
+    "user-agent",
+    CALLER,
+];
 
 impl Upstream {
     pub fn http(base: &str) -> Upstream {
