@@ -264,6 +264,21 @@ async fn a_gateway_process_routes_to_services_of_another_process() {
     )
     .await;
     assert!(ok, "channels through a remote upstream");
+    let ok = wait_until(
+        Duration::from_secs(5),
+        || async {
+            gw.call("GET", "/comsrv/channels/31/points", Some(&admin), "")
+                .await
+        },
+        |(c, b)| *c == 200 && b.contains("\"4.500000\""),
+    )
+    .await;
+    assert!(ok, "point values through a remote upstream");
+    let (code, body) = gw
+        .call("GET", "/comsrv/channels/999/points", Some(&admin), "")
+        .await;
+    assert_eq!(code, 404, "{body}");
+    assert_error_shape(404, &body);
     let (code, body) = gw.call("GET", "/comsrv/health", None, "").await;
     assert_eq!(code, 200);
     assert_eq!(json(&body)["service"]["port"], gw.port("comsrv"));

@@ -1,5 +1,6 @@
 //! comsrv's HTTP endpoint: `GET /health` (200 healthy / 503 unhealthy with the reason),
-//! `GET /channels` (each channel's name, protocol, point count, connection and last error), and
+//! `GET /channels` (each channel's name, protocol, point count, connection and last error),
+//! `GET /channels/{id}/points` (values with the time of their last good read), and
 //! `POST /channels/{id}/control` / `.../adjustment` with `{"point_id":N,"value":V,
 //! "requested_by":"who"}` (through the gateway, the token's name is recorded with it, from the
 //! `x-voltage-caller` header only the gateway sets): 200 verified, 202 written but not verified, 404 unknown channel or
@@ -27,6 +28,7 @@ pub fn serve(
     voltage_http::Handler,
     impl std::future::Future<Output = ()> + Send + 'static,
 ) {
+    let store_for_points = store.clone();
     let health = warp::path!("health").and(warp::get()).then(move || {
         let store = store.clone();
         let config_error = config_error.clone();
@@ -54,6 +56,13 @@ pub fn serve(
     let channels = warp::path!("channels")
         .and(warp::get())
         .map(move || warp::reply::json(&view.snapshot()));
+    let store_points = store_for_points;
+    let points = warp::path!("channels" / u32 / "points")
+        .and(warp::get())
+        .then(move |id: u32| {
+            let store = store_points.clone();
+            async move { points(&store, id).await }
+        });
     let write = warp::path!("channels" / u32 / String)
         .and(warp::post())
         .and(warp::body::content_length_limit(16 * 1024))
@@ -65,7 +74,7 @@ pub fn serve(
                 async move { write(router, id, &what, &body, caller).await }
             },
         );
-    let routes = health.or(channels).or(write);
+    let routes = health.or(channels).or(points).or(write);
     let handler = voltage_http::Handler::new(warp::service(routes.clone()));
     let server = async move {
         warp::serve(routes)
@@ -75,6 +84,39 @@ pub fn serve(
             .await;
     };
     (handler, server)
+}
+
+/// `GET /channels/{id}/points`: every point's value as stored, with the time of its last good
+/// read (`{"T":{"1":{"value":"95.000000","ts":1700000000000}},"S":{...},...}`).
+async fn points(store: &Store, id: u32) -> warp::reply::WithStatus<warp::reply::Json> {
+    let mut out = serde_json::Map::new();
+    for kind in PointType::ALL {
+        match store.read_points(id, kind).await {
+            Ok(v) => {
+                let m: serde_json::Map<String, serde_json::Value> = v
+                    .into_iter()
+                    .map(|(p, v, ts)| (p.to_string(), serde_json::json!({"value": v, "ts": ts})))
+                    .collect();
+                out.insert(kind.letter().to_string(), serde_json::Value::Object(m));
+            }
+            Err(e) => {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("redis unreachable: {e}"),
+                )
+            }
+        }
+    }
+    if out
+        .values()
+        .all(|v| v.as_object().is_some_and(|m| m.is_empty()))
+    {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("channel {id} has no values (unknown, or not polled yet)"),
+        );
+    }
+    warp::reply::with_status(warp::reply::json(&out), StatusCode::OK)
 }
 
 #[derive(serde::Deserialize)]
