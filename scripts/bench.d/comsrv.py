@@ -329,7 +329,7 @@ def row(path, hset):
     if d["stalled"]:
         flags.append(f"{d['stalled']} stalled channels")
     note = f" ({'; '.join(flags)})" if flags else ""
-    print(f"| {d['channels']} x {d['points']}{note} | {d['offered']:.0f} | {d['achieved']:.0f} "
+    print(f"| {d['channels']} x {d['points']}{note} | {d['ready_s']:.1f} | {d['offered']:.0f} | {d['achieved']:.0f} "
           f"| {100 * d['achieved'] / d['offered']:.1f} % | {d['requests_per_s']:.1f} | {d['errors']} "
           f"| {d['voltage_cpu']:.1f} | {d['rss_max_mib']:.1f} | {d['redis_cpu']:.1f} "
           f"| {d['sim_cpu']:.1f} | {hset:.0f} | {d['achieved'] / hset:.4f} |")
