@@ -571,5 +571,20 @@ async fn writes_through_the_gateway_are_audited_with_the_tokens_name() {
             .is_some_and(|a| a.contains("\"token:hmi/alice\"")),
         "{audit:?}"
     );
+    // The device's answers show in the response-time histogram of /metrics.
+    let (_, text) = d.call("GET", "/metrics", None, "").await;
+    let count: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("voltage_channel_response_seconds_count{channel=\"71\"} "))
+        .unwrap_or_else(|| panic!("no histogram for channel 71:\n{text}"))
+        .parse()
+        .unwrap();
+    assert!(count >= 1.0);
+    assert!(
+        text.contains(&format!(
+            "voltage_channel_response_seconds_bucket{{channel=\"71\",le=\"+Inf\"}} {count}"
+        )),
+        "{text}"
+    );
     assert!(d.stop().await.success());
 }

@@ -144,6 +144,48 @@ pub(crate) fn text(s: &Snapshot) -> String {
         }
     }
     o.family(
+        "voltage_channel_response_seconds",
+        "histogram",
+        "Response time of a channel's answered requests.",
+    );
+    for (id, stats, _) in &s.channels {
+        let counts: Vec<f64> = voltage_store::RESPONSE_FIELDS
+            .iter()
+            .map(|f| num(stats, f).unwrap_or(0.0))
+            .collect();
+        let total: f64 = counts.iter().sum();
+        if total == 0.0 {
+            continue;
+        }
+        let ch = id.to_string();
+        let mut cum = 0.0;
+        for (b, n) in voltage_store::RESPONSE_BUCKETS_MS.iter().zip(&counts) {
+            cum += n;
+            let le = format!("{}", *b as f64 / 1000.0);
+            o.sample(
+                "voltage_channel_response_seconds_bucket",
+                &[("channel", &ch), ("le", &le)],
+                cum,
+            );
+        }
+        o.sample(
+            "voltage_channel_response_seconds_bucket",
+            &[("channel", &ch), ("le", "+Inf")],
+            total,
+        );
+        o.sample(
+            "voltage_channel_response_seconds_count",
+            &[("channel", &ch)],
+            total,
+        );
+        let sum = num(stats, voltage_store::RESPONSE_SUM_FIELD).unwrap_or(0.0) / 1e6;
+        o.sample(
+            "voltage_channel_response_seconds_sum",
+            &[("channel", &ch)],
+            sum,
+        );
+    }
+    o.family(
         "voltage_channel_connected",
         "gauge",
         "1 while the channel's device answers.",
@@ -316,6 +358,10 @@ mod tests {
                     ("total_reads", "42"),
                     ("timeouts", "3"),
                     ("last_poll_ms", "12"),
+                    ("response_le_5ms", "30"),
+                    ("response_le_10ms", "10"),
+                    ("response_gt_1000ms", "2"),
+                    ("response_us_sum", "2500000"),
                 ]),
                 h(&[("connected", "1")]),
             )],
@@ -341,6 +387,13 @@ mod tests {
             "voltage_channel_reads_total{channel=\"1001\"} 42\n",
             "voltage_channel_timeouts_total{channel=\"1001\"} 3\n",
             "voltage_channel_connected{channel=\"1001\"} 1\n",
+            "# TYPE voltage_channel_response_seconds histogram\n",
+            "voltage_channel_response_seconds_bucket{channel=\"1001\",le=\"0.005\"} 30\n",
+            "voltage_channel_response_seconds_bucket{channel=\"1001\",le=\"0.01\"} 40\n",
+            "voltage_channel_response_seconds_bucket{channel=\"1001\",le=\"1\"} 40\n",
+            "voltage_channel_response_seconds_bucket{channel=\"1001\",le=\"+Inf\"} 42\n",
+            "voltage_channel_response_seconds_count{channel=\"1001\"} 42\n",
+            "voltage_channel_response_seconds_sum{channel=\"1001\"} 2.5\n",
             "voltage_channel_poll_seconds{channel=\"1001\"} 0.012\n",
             "voltage_line_requests_total{line=\"rs485-1\"} 100\n",
             "voltage_line_bus_utilisation_ratio{line=\"rs485-1\"} 0.375\n",

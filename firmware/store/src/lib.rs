@@ -62,18 +62,66 @@ pub struct StatsDelta {
     pub reconnect_count: u64,
     pub timeouts: u64,
     pub exceptions: u64,
+    /// Response times of answered requests (answers and exceptions; not timeouts).
+    pub response: ResponseHistogram,
+}
+
+/// Upper bounds of the response-time buckets, ms; one more bucket holds the rest.
+pub const RESPONSE_BUCKETS_MS: [u64; 8] = [5, 10, 25, 50, 100, 250, 500, 1000];
+/// `:stats` fields of the buckets (counts per bucket, not cumulative), then the sum in µs.
+pub const RESPONSE_FIELDS: [&str; 9] = [
+    "response_le_5ms",
+    "response_le_10ms",
+    "response_le_25ms",
+    "response_le_50ms",
+    "response_le_100ms",
+    "response_le_250ms",
+    "response_le_500ms",
+    "response_le_1000ms",
+    "response_gt_1000ms",
+];
+pub const RESPONSE_SUM_FIELD: &str = "response_us_sum";
+
+/// Request response times in fixed buckets, so every consumer (metrics, the console) can show
+/// a distribution without the channel keeping samples.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponseHistogram {
+    pub counts: [u64; 9],
+    pub sum_us: u64,
+}
+
+impl ResponseHistogram {
+    pub fn record(&mut self, d: Duration) {
+        let ms = d.as_micros() as u64;
+        let i = RESPONSE_BUCKETS_MS
+            .iter()
+            .position(|b| ms <= b * 1000)
+            .unwrap_or(RESPONSE_BUCKETS_MS.len());
+        self.counts[i] += 1;
+        self.sum_us += ms;
+    }
+
+    pub fn merge(&mut self, o: &ResponseHistogram) {
+        for (a, b) in self.counts.iter_mut().zip(o.counts) {
+            *a += b;
+        }
+        self.sum_us += o.sum_us;
+    }
 }
 
 impl StatsDelta {
-    fn fields(&self) -> [(&'static str, u64); 6] {
-        [
+    fn fields(&self) -> Vec<(&'static str, u64)> {
+        let mut f = vec![
             ("total_reads", self.total_reads),
             ("total_errors", self.total_errors),
             ("connection_errors", self.connection_errors),
             ("reconnect_count", self.reconnect_count),
             ("timeouts", self.timeouts),
             ("exceptions", self.exceptions),
-        ]
+        ];
+        f.extend(RESPONSE_FIELDS.iter().copied().zip(self.response.counts));
+        f.push((RESPONSE_SUM_FIELD, self.response.sum_us));
+        f
     }
 }
 
@@ -504,4 +552,26 @@ fn point_rows(points: &[Point], kind: PointType) -> Result<Vec<(u32, String)>, S
             Ok((p.def.point_id, v.to_string()))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_times_land_in_their_bucket_with_the_sum_in_microseconds() {
+        let mut h = ResponseHistogram::default();
+        h.record(Duration::from_micros(4_999));
+        h.record(Duration::from_millis(5));
+        h.record(Duration::from_micros(5_001));
+        h.record(Duration::from_millis(999));
+        h.record(Duration::from_secs(3));
+        assert_eq!(h.counts, [2, 1, 0, 0, 0, 0, 0, 1, 1]);
+        assert_eq!(h.sum_us, 4_999 + 5_000 + 5_001 + 999_000 + 3_000_000);
+        let mut m = h.clone();
+        m.merge(&h);
+        assert_eq!(m.counts[0], 4);
+        let names: Vec<&str> = StatsDelta::default().fields().iter().map(|f| f.0).collect();
+        assert!(names.contains(&"response_le_5ms") && names.contains(&RESPONSE_SUM_FIELD));
+    }
 }

@@ -205,7 +205,11 @@ impl Loop {
             if self.link.needs_connect() && !self.reconnect(tally, p, stop).await {
                 return None;
             }
+            let t = Instant::now();
             let r = self.link.call(slave, op, p.timeout_for(slave), prio).await;
+            if matches!(r, Ok(_) | Err(CallError::Exception(_))) {
+                tally.stats().response.record(t.elapsed());
+            }
             let retry = matches!(r, Err(CallError::Timeout) | Err(CallError::Transport(_)));
             if retry && attempt < p.retries_for(slave) && !stop.is_set() {
                 attempt += 1;
@@ -357,4 +361,5 @@ pub fn merge(a: &mut StatsDelta, b: &StatsDelta) {
     a.reconnect_count += b.reconnect_count;
     a.timeouts += b.timeouts;
     a.exceptions += b.exceptions;
+    a.response.merge(&b.response);
 }
