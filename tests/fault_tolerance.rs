@@ -439,3 +439,133 @@ async fn tc_fault_001_redis_connection_resilience() {
     assert_eq!(code, 201, "after {recovered:?}: {body}");
     assert!(d.stop().await.success());
 }
+
+/// Alarm events go northbound over MQTT from their own cursor: the broker is away while one
+/// alarm is raised and another acknowledged; after it returns every event arrives, in order,
+/// and the cursor survives a restart of netsrv (nothing is sent twice after acknowledgement).
+#[tokio::test]
+async fn alarm_events_reach_mqtt_in_order_across_a_broker_outage() {
+    let env = TestEnv::new().await;
+    let store = voltage_store::Store::connect(&env.redis_url, Duration::from_secs(2))
+        .await
+        .unwrap();
+    store.load_functions().await.unwrap();
+    let create = |title: &'static str| {
+        let store = store.clone();
+        async move {
+            let a = format!(r#"{{"title":"{title}","level":"Critical","source":"test"}}"#);
+            let r = store
+                .fcall("alarm_create", &[], &[&a, "2026-01-01T00:00:00Z"], false)
+                .await
+                .unwrap()
+                .unwrap();
+            serde_json::from_str::<serde_json::Value>(&r).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    // An alarm from before netsrv forwards alarms is not replayed.
+    create("before").await;
+    let mut broker = voltage_tests::mqtt::Mosquitto::start().await;
+    let got = voltage_tests::mqtt::subscribe(broker.port, "voltage/site-1/alarms").await;
+    history_config(&env, 32, None, 50);
+    env.write(
+        "netsrv/netsrv.yaml",
+        &format!(
+            "device_id: site-1\nmqtt: {{host: 127.0.0.1, port: {}, batch_size: 10, keep_alive_s: 5}}\n",
+            broker.port
+        ),
+    );
+    let (h, n) = env.start_history_and_net().await;
+    // (event, title) in arrival order, duplicates (QoS 1 resends) removed by event id.
+    let events = || {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out = Vec::new();
+        for m in got.lock().unwrap().iter() {
+            let v: serde_json::Value = serde_json::from_str(m).unwrap();
+            assert_eq!(v["device_id"], "site-1");
+            for e in v["events"].as_array().unwrap() {
+                if seen.insert(e["event_id"].as_str().unwrap().to_string()) {
+                    out.push(format!(
+                        "{} {}",
+                        e["event"].as_str().unwrap(),
+                        e["title"].as_str().unwrap()
+                    ));
+                }
+            }
+        }
+        out
+    };
+    let a1 = create("first").await;
+    assert!(
+        wait_until(
+            Duration::from_secs(10),
+            || async { events() },
+            |e| e.len() == 1
+        )
+        .await,
+        "{:?}",
+        events()
+    );
+    broker.stop();
+    create("second").await;
+    store
+        .fcall(
+            "alarm_acknowledge",
+            &[&a1],
+            &["operator", "2026-01-01T00:01:00Z"],
+            false,
+        )
+        .await
+        .unwrap();
+    broker.restart().await;
+    let want = vec![
+        "created first".to_string(),
+        "created second".to_string(),
+        "acknowledged first".to_string(),
+    ];
+    assert!(
+        wait_until(
+            Duration::from_secs(30),
+            || async { events() },
+            |e| e.len() >= 3
+        )
+        .await,
+        "{:?}",
+        events()
+    );
+    assert_eq!(
+        events(),
+        want,
+        "every event once, in order; none from before"
+    );
+    let (_, st) = http_get(n.local_addr(), "/status").await;
+    let st: serde_json::Value = serde_json::from_str(&st).unwrap();
+    assert!(st["mqtt"]["alarm_events"].as_u64().unwrap() >= 3, "{st}");
+    assert_eq!(st["mqtt"]["alarm_gaps"], 0, "{st}");
+    // A restarted netsrv continues from the acknowledged cursor.
+    n.stop().await;
+    h.stop().await;
+    let count_before = got.lock().unwrap().len();
+    let (h, n) = env.start_history_and_net().await;
+    create("third").await;
+    assert!(
+        wait_until(
+            Duration::from_secs(10),
+            || async { events() },
+            |e| e.len() == 4
+        )
+        .await,
+        "{:?}",
+        events()
+    );
+    assert_eq!(events().last().unwrap(), "created third");
+    let resent = got.lock().unwrap()[count_before..]
+        .iter()
+        .filter(|m| m.contains("\"title\":\"first\""))
+        .count();
+    assert_eq!(resent, 0, "acknowledged events are not sent again");
+    h.stop().await;
+    n.stop().await;
+}

@@ -10,6 +10,7 @@
 --   alarmsrv:index:level:{Level}        zset      ids by level (Info, Warning, Major, Critical)
 --   alarmsrv:index:{Status}:{Level}     zset      ids by status and level
 --   alarmsrv:dedup:{KEY}                string    id of the unresolved alarm created with dedup_key KEY
+--   alarmsrv:events                     stream    every alarm event (about the last 10000), for forwarders
 --
 -- In alarmsrv:alarm:{ID} the braces are part of the name (a Redis Cluster hash tag on the id);
 -- in the index names {Status}, {Level} and {KEY} stand for the value.
@@ -172,6 +173,8 @@ local ALL = 'alarmsrv:alarms'
 local LEVELS = { 'Info', 'Warning', 'Major', 'Critical' }
 local STATUSES = { 'Active', 'Acknowledged', 'Resolved' }
 local KEEP_EVENTS = 100
+local EVENTS_STREAM = 'alarmsrv:events'
+local EVENTS_STREAM_MAX = 10000
 
 local function alarm_key(id)
   return 'alarmsrv:alarm:{' .. id .. '}'
@@ -231,6 +234,12 @@ end
 local function add_event(id, event)
   redis.call('RPUSH', events_key(id), cjson.encode(event))
   redis.call('LTRIM', events_key(id), -KEEP_EVENTS, -1)
+  -- Every alarm event also goes to one capped stream, in the same atomic change: consumers that
+  -- forward alarms (netsrv to MQTT) or follow them read it with a cursor instead of scanning.
+  local a = redis.call('HMGET', alarm_key(id), 'title', 'level', 'status', 'source')
+  redis.call('XADD', EVENTS_STREAM, 'MAXLEN', '~', EVENTS_STREAM_MAX, '*',
+    'alarm_id', id, 'event', event.event, 'at', event.at, 'status', a[3] or '',
+    'level', a[2] or '', 'title', a[1] or '', 'source', a[4] or '', 'by', event.by or '')
 end
 
 local CREATE_FIELDS = { 'title', 'description', 'level', 'source', 'metadata', 'dedup_key' }

@@ -5,7 +5,7 @@
 -- ones it was built with (they vanish on a Redis restart without persistence). Bump VERSION
 -- whenever any library in this directory changes.
 
-local VERSION = '2026.11.2'
+local VERSION = '2026.11.3'
 
 local function functions_version(keys, args)
   return VERSION

@@ -144,14 +144,14 @@ impl TestEnv {
         std::mem::forget(tx);
         let h = hissrv::start(
             &cfg,
-            store,
+            store.clone(),
             wal.clone(),
             "127.0.0.1:0".parse().unwrap(),
             rx.clone(),
         )
         .await
         .expect("hissrv starts");
-        let n = netsrv::start(&cfg, wal, "127.0.0.1:0".parse().unwrap(), rx)
+        let n = netsrv::start(&cfg, wal, Some(store), "127.0.0.1:0".parse().unwrap(), rx)
             .await
             .expect("netsrv starts");
         (h, n)

@@ -9,7 +9,11 @@
 //! `{"device_id":"site-1","first_seq":10,"points":[{"seq":10,"channel_id":1001,"type":"T",
 //! "point_id":1,"value":100.5,"ts_ns":1700000000000000000},...]}`. The MQTT last will marks
 //! `{prefix}/{device_id}/status` `offline` (retained); `online` is published on connection.
+//! Alarm events go to `{prefix}/{device_id}/alarms` (`{"device_id":..,"events":[{"event_id":
+//! "1700000000000-0","alarm_id":"7","event":"created","status":"Active","level":"Critical",
+//! "title":..,"source":..,"at":..,"by":..}]}`), from their own cursor (see `alarms`).
 
+mod alarms;
 mod http_sink;
 mod mqtt;
 
@@ -42,6 +46,10 @@ pub struct SinkState {
     pub messages: u64,
     pub failures: u64,
     pub last_error: Option<String>,
+    /// Alarm events delivered (MQTT only).
+    pub alarm_events: u64,
+    /// Times alarm events were trimmed from Redis before they could be delivered.
+    pub alarm_gaps: u64,
 }
 
 pub(crate) type Shared = Arc<Mutex<SinkState>>;
@@ -75,10 +83,12 @@ pub fn payload(device_id: &str, recs: &[(u64, Record)]) -> String {
     serde_json::json!({"device_id": device_id, "first_seq": recs.first().map(|(s, _)| *s), "points": points}).to_string()
 }
 
-/// Starts netsrv on the shared log `wal` (the one hissrv writes).
+/// Starts netsrv on the shared log `wal` (the one hissrv writes); with `store`, MQTT also
+/// forwards alarm events.
 pub async fn start(
     config: &Config,
     wal: SharedWal,
+    store: Option<voltage_store::Store>,
     addr: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<Running, NetsrvError> {
@@ -100,11 +110,19 @@ pub async fn start(
     let n = config.netsrv.clone();
     if let Some(c) = n.as_ref().and_then(|n| n.mqtt.clone()) {
         let id = n.as_ref().map(|n| n.device_id.clone()).unwrap_or_default();
+        let mut feed = store
+            .clone()
+            .filter(|_| c.alarms)
+            .map(alarms::AlarmFeed::new);
+        if let Some(f) = feed.as_mut() {
+            f.start().await;
+        }
         tasks.push(tokio::spawn(mqtt::run(
             c,
             id,
             wal.clone(),
             mqtt_state.clone(),
+            feed,
             stop.clone(),
         )));
     }

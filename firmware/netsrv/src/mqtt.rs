@@ -4,6 +4,7 @@
 //! backoff, and the unacknowledged batch is sent again from the log (at-least-once, as QoS 1
 //! promises): no second, hidden retransmission queue exists besides the log.
 
+use crate::alarms::AlarmFeed;
 use crate::{payload, stopped, with_wal, Shared, SharedWal};
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use std::collections::{HashMap, VecDeque};
@@ -35,10 +36,11 @@ fn options(c: &MqttConfig, device_id: &str) -> MqttOptions {
 }
 
 /// What a published message was, to match its PUBACK.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Sent {
     Status,
     Batch { next: u64, records: u64 },
+    Alarms { last: String, events: u64 },
 }
 
 pub async fn run(
@@ -46,15 +48,18 @@ pub async fn run(
     device_id: String,
     wal: SharedWal,
     state: Shared,
+    mut alarms: Option<AlarmFeed>,
     mut stop: watch::Receiver<bool>,
 ) {
     let topic = format!("{}/{device_id}/telemetry", c.prefix);
+    let alarm_topic = format!("{}/{device_id}/alarms", c.prefix);
     let status_topic = format!("{}/{device_id}/status", c.prefix);
     let mut backoff = Duration::from_millis(250);
     'connection: loop {
         let (client, mut events) = AsyncClient::new(options(&c, &device_id), 16);
         let mut connected = false;
         let mut in_flight = false;
+        let mut alarms_in_flight = false;
         let mut expected: VecDeque<Sent> = VecDeque::new();
         let mut pkids: HashMap<u16, Sent> = HashMap::new();
         loop {
@@ -85,7 +90,33 @@ pub async fn run(
                     Err(e) => tracing::warn!(error = %e, "mqtt sink cannot read the log"),
                 }
             }
-            let idle = connected && !in_flight;
+            if connected && !alarms_in_flight {
+                if let Some(feed) = alarms.as_mut() {
+                    match feed.next(c.batch_size).await {
+                        Ok(Some((last, events))) => {
+                            let n = events.len() as u64;
+                            let body =
+                                serde_json::json!({"device_id": device_id, "events": events})
+                                    .to_string();
+                            if client
+                                .publish(&alarm_topic, QoS::AtLeastOnce, false, body)
+                                .await
+                                .is_ok()
+                            {
+                                expected.push_back(Sent::Alarms { last, events: n });
+                                alarms_in_flight = true;
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::debug!(error = %e, "alarm events not readable; retrying");
+                            feed.reset();
+                        }
+                    }
+                    state.lock().unwrap_or_else(|p| p.into_inner()).alarm_gaps = feed.gaps;
+                }
+            }
+            let idle = connected && (!in_flight || (alarms.is_some() && !alarms_in_flight));
             tokio::select! {
                 ev = events.poll() => match ev {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -103,7 +134,16 @@ pub async fn run(
                         }
                     }
                     Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                        if let Some(Sent::Batch { next, records }) = pkids.remove(&ack.pkid) {
+                        let sent = pkids.remove(&ack.pkid);
+                        if let (Some(Sent::Alarms { last, events }), Some(feed)) = (&sent, alarms.as_mut()) {
+                            if let Err(e) = feed.acknowledged(last).await {
+                                tracing::warn!(error = %e, "cannot advance the alarm cursor; the events may be sent again");
+                                feed.reset();
+                            }
+                            state.lock().unwrap_or_else(|p| p.into_inner()).alarm_events += events;
+                            alarms_in_flight = false;
+                        }
+                        if let Some(Sent::Batch { next, records }) = sent {
                             if let Err(e) = with_wal(&wal, move |w| w.commit(SINK, next)).await {
                                 tracing::error!(error = %e, "cannot advance the mqtt cursor");
                             }

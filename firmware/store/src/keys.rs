@@ -15,6 +15,8 @@
 //! | `comsrv:commands` | list | write commands from other services (JSON), consumed by comsrv |
 //! | `comsrv:command:{request_id}` | string | JSON result of a queued command (1 h) |
 //! | `alarmsrv:index:{Status}:{Level}` | zset | alarm ids by status and level (kept by the alarm functions) |
+//! | `alarmsrv:events` | stream | every alarm event (appended by the alarm functions) |
+//! | `netsrv:cursor:alarms:{sink}` | string | id of the last alarm event a northbound sink delivered |
 
 use voltage_core::PointType;
 
@@ -63,6 +65,14 @@ pub fn command_result(request_id: &str) -> String {
 /// `alarmsrv:index:Active:Critical`.
 pub fn alarm_index(status: &str, level: &str) -> String {
     format!("alarmsrv:index:{status}:{level}")
+}
+
+/// Every alarm event (a stream appended by the alarm functions; capped at about 10000).
+pub const ALARM_EVENTS: &str = "alarmsrv:events";
+
+/// Where a forwarder keeps the id of the last alarm event the far end acknowledged.
+pub fn alarm_events_cursor(sink: &str) -> String {
+    format!("netsrv:cursor:alarms:{sink}")
 }
 
 pub const ALARM_STATUSES: [&str; 3] = ["Active", "Acknowledged", "Resolved"];

@@ -463,6 +463,105 @@ impl Store {
             .collect())
     }
 
+    /// Alarm events after stream id `after` (exclusive; `0` for all kept), at most `count`,
+    /// each as its stream id and a JSON object of its fields.
+    pub async fn alarm_events_after(
+        &self,
+        after: &str,
+        count: usize,
+    ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+        let mut c = self.conn.clone();
+        let start = if after == "0" {
+            "-".to_string()
+        } else {
+            format!("({after}")
+        };
+        let rows: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+            .arg(keys::ALARM_EVENTS)
+            .arg(start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut c)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, f)| {
+                let mut m: serde_json::Map<String, serde_json::Value> =
+                    f.into_iter().map(|(k, v)| (k, v.into())).collect();
+                m.insert("event_id".into(), id.clone().into());
+                (id, serde_json::Value::Object(m))
+            })
+            .collect())
+    }
+
+    /// The ids of the oldest and newest alarm events kept (None: no events).
+    pub async fn alarm_events_bounds(&self) -> Result<Option<(String, String)>, StoreError> {
+        let mut c = self.conn.clone();
+        let first: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+            .arg(keys::ALARM_EVENTS)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut c)
+            .await?;
+        let last: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
+            .arg(keys::ALARM_EVENTS)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut c)
+            .await?;
+        Ok(first
+            .into_iter()
+            .next()
+            .zip(last.into_iter().next())
+            .map(|(f, l)| (f.0, l.0)))
+    }
+
+    /// The largest id the alarm-event stream has trimmed (None: no stream yet).
+    pub async fn alarm_events_max_deleted(&self) -> Result<Option<String>, StoreError> {
+        let mut c = self.conn.clone();
+        let info: Result<HashMap<String, redis::Value>, _> = redis::cmd("XINFO")
+            .arg("STREAM")
+            .arg(keys::ALARM_EVENTS)
+            .query_async(&mut c)
+            .await;
+        match info {
+            Ok(m) => Ok(m
+                .get("max-deleted-entry-id")
+                .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())),
+            // No such key: no events yet.
+            Err(e)
+                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A forwarder's alarm-event cursor (None: never set).
+    pub async fn alarm_cursor(&self, sink: &str) -> Result<Option<String>, StoreError> {
+        let mut c = self.conn.clone();
+        Ok(redis::cmd("GET")
+            .arg(keys::alarm_events_cursor(sink))
+            .query_async(&mut c)
+            .await?)
+    }
+
+    pub async fn set_alarm_cursor(&self, sink: &str, id: &str) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        redis::cmd("SET")
+            .arg(keys::alarm_events_cursor(sink))
+            .arg(id)
+            .query_async::<()>(&mut c)
+            .await?;
+        Ok(())
+    }
+
     /// Publishes `message` on a Redis pub/sub channel; returns how many subscribers got it.
     pub async fn publish(&self, channel: &str, message: &str) -> Result<i64, StoreError> {
         let mut c = self.conn.clone();

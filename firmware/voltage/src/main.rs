@@ -307,7 +307,14 @@ async fn run(dir: &Path, only: &[String]) -> anyhow::Result<()> {
             running.push(tokio::spawn(r.join()));
         }
         if run_n {
-            let r = netsrv::start(&cfg, wal, addr_of("netsrv", n)?, stop.receiver()).await?;
+            let r = netsrv::start(
+                &cfg,
+                wal,
+                Some(store.clone()),
+                addr_of("netsrv", n)?,
+                stop.receiver(),
+            )
+            .await?;
             tracing::info!(addr = %r.local_addr(), "netsrv running");
             if let Some(h) = r.handler() {
                 here.insert("netsrv", (h, r.local_addr().port()));

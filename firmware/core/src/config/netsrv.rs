@@ -21,7 +21,7 @@ pub struct MqttConfig {
     pub client_id: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
-    /// Topics are `{prefix}/{device_id}/telemetry` and `{prefix}/{device_id}/status`.
+    /// Topics are `{prefix}/{device_id}/telemetry`, `.../alarms` and `.../status`.
     #[serde(default = "prefix")]
     pub prefix: String,
     #[serde(default = "keep_alive")]
@@ -29,6 +29,9 @@ pub struct MqttConfig {
     /// Records per message (default 100).
     #[serde(default = "batch")]
     pub batch_size: usize,
+    /// Also forward every alarm event to `{prefix}/{device_id}/alarms` (default true).
+    #[serde(default = "yes")]
+    pub alarms: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -42,6 +45,9 @@ pub struct HttpSinkConfig {
     pub timeout_ms: u64,
 }
 
+fn yes() -> bool {
+    true
+}
 fn mqtt_port() -> u16 {
     1883
 }
