@@ -31,12 +31,15 @@ async fn inverter() -> Announced {
         "fixed_setpoint=5",
         "--writable",
         "power_limit_pct=100",
+        "--sticky",
+        "reactive_pct=0",
     ])
     .await
 }
 
 /// Channel `id` over `endpoint` with telemetry 1 (ac.power, scale 1000: W), 2 (dc.voltage),
-/// signal 1 (running), adjustments 1 (power_limit_pct, 0-100) and 2 (fixed_setpoint).
+/// signal 1 (running), adjustments 1 (power_limit_pct, 0-100), 2 (fixed_setpoint, read-only)
+/// and 3 (reactive_pct, accepts writes but never applies them).
 fn inverter_channel(env: &TestEnv, id: u32, endpoint: &str, more_channels: &str) {
     env.write(
         "comsrv/comsrv.yaml",
@@ -63,11 +66,11 @@ fn inverter_channel(env: &TestEnv, id: u32, endpoint: &str, more_channels: &str)
     );
     env.write(
         &format!("comsrv/{id}/adjustment.csv"),
-        "point_id,signal_name,min_value,max_value\n1,Power limit,0,100\n2,Fixed,0,10\n",
+        "point_id,signal_name,min_value,max_value\n1,Power limit,0,100\n2,Fixed,0,10\n3,Reactive,-100,100\n",
     );
     env.write(
         &format!("comsrv/{id}/mapping/adjustment_mapping.csv"),
-        "point_id,address\n1,power_limit_pct\n2,fixed_setpoint\n",
+        "point_id,address\n1,power_limit_pct\n2,fixed_setpoint\n3,reactive_pct\n",
     );
 }
 
@@ -371,6 +374,25 @@ async fn writes_through_a_plugin_are_verified_by_read_back() {
     assert_eq!(code, 502, "{body}");
     assert!(body.contains("read-only"), "{body}");
     assert_eq!(sim_value(&sim, "fixed_setpoint").await, Some(5.0));
+    // Accepted but not applied: written, not verified (202), the read-back shows the truth.
+    let (code, body) = http_post(
+        comsrv.local_addr(),
+        "/channels/25/adjustment",
+        r#"{"point_id":3,"value":-20}"#,
+    )
+    .await;
+    assert_eq!(code, 202, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (
+            v["status"].as_str(),
+            v["written"].as_bool(),
+            v["verified"].as_bool()
+        ),
+        (Some("unverified"), Some(true), Some(false)),
+        "{body}"
+    );
+    assert_eq!(v["read_back"], "0.000000", "{body}");
     // The same through the Redis command queue, and the audit trail.
     let mut c = env.redis().await;
     redis::cmd("RPUSH")
@@ -402,7 +424,7 @@ async fn writes_through_a_plugin_are_verified_by_read_back() {
         .await
         .unwrap();
     // Refusals by the table never reach the device and are not audited; the device's refusal is.
-    assert_eq!(audit.len(), 3, "{audit:?}");
+    assert_eq!(audit.len(), 4, "{audit:?}");
     assert!(
         audit[0].contains(r#""requested_by":"rulesrv""#) && audit[0].contains(r#""verified":true"#)
     );

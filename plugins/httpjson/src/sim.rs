@@ -7,7 +7,7 @@
 //!
 //! `GET /api/v1/values` returns every value as one JSON object; `PUT /api/v1/values/{name}` with
 //! `{"value": N}` sets a writable one (404 for an unknown name, 403 for a read-only one, 400 for a
-//! body without a number). Prints `listening on ADDR` on stdout.
+//! body without a number; a `--sticky` value answers 200 and keeps its value). Prints `listening on ADDR` on stdout.
 
 use clap::Parser;
 use std::collections::BTreeMap;
@@ -26,6 +26,10 @@ struct Args {
     /// A writable value with its initial value.
     #[arg(long = "writable", value_parser = parse_kv)]
     writable: Vec<(String, serde_json::Value)>,
+    /// A value that accepts writes (200) but never changes: a device that "took" a command it
+    /// did not apply, for read-back tests.
+    #[arg(long = "sticky", value_parser = parse_kv)]
+    sticky: Vec<(String, serde_json::Value)>,
 }
 
 fn parse_kv(s: &str) -> Result<(String, serde_json::Value), String> {
@@ -40,7 +44,14 @@ fn parse_kv(s: &str) -> Result<(String, serde_json::Value), String> {
     Ok((k.to_string(), v))
 }
 
-type State = Arc<Mutex<(BTreeMap<String, serde_json::Value>, Vec<String>)>>;
+/// Values, writable names, sticky names.
+type State = Arc<
+    Mutex<(
+        BTreeMap<String, serde_json::Value>,
+        Vec<String>,
+        Vec<String>,
+    )>,
+>;
 
 fn reply(code: StatusCode, body: serde_json::Value) -> warp::reply::WithStatus<warp::reply::Json> {
     warp::reply::with_status(warp::reply::json(&body), code)
@@ -50,8 +61,14 @@ fn reply(code: StatusCode, body: serde_json::Value) -> warp::reply::WithStatus<w
 async fn main() {
     let a = Args::parse();
     let writable: Vec<String> = a.writable.iter().map(|(k, _)| k.clone()).collect();
-    let values: BTreeMap<_, _> = a.set.into_iter().chain(a.writable).collect();
-    let state: State = Arc::new(Mutex::new((values, writable)));
+    let sticky: Vec<String> = a.sticky.iter().map(|(k, _)| k.clone()).collect();
+    let values: BTreeMap<_, _> = a
+        .set
+        .into_iter()
+        .chain(a.writable)
+        .chain(a.sticky)
+        .collect();
+    let state: State = Arc::new(Mutex::new((values, writable, sticky)));
     let s = state.clone();
     let get = warp::path!("api" / "v1" / "values")
         .and(warp::get())
@@ -67,6 +84,9 @@ async fn main() {
                     StatusCode::NOT_FOUND,
                     serde_json::json!({"error": format!("no value {name}")}),
                 );
+            }
+            if st.2.contains(&name) {
+                return reply(StatusCode::OK, serde_json::json!({"ok": true}));
             }
             if !st.1.contains(&name) {
                 return reply(

@@ -177,6 +177,18 @@ impl Loop {
         }
         tracing::info!(channel = self.channel.id(), plugin = %check::clip(&info.name), version = %check::clip(&info.version),
             protocols = ?info.protocols.iter().map(|p| check::clip(p)).collect::<Vec<_>>(), "plugin connected");
+        // Informational: a device the plugin cannot reach shows as BAD points in the polls.
+        if let Ok(h) = client::with_deadline(
+            timeout,
+            c.health_check(client::request(v1::HealthCheckRequest {}, timeout)),
+        )
+        .await
+        {
+            if h.status != v1::health_check_response::Status::Serving as i32 {
+                tracing::warn!(channel = self.channel.id(), status = h.status, message = %check::clip(&h.message),
+                    "plugin is not serving its device");
+            }
+        }
         Ok(c)
     }
 
