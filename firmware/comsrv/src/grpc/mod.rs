@@ -167,7 +167,8 @@ impl Loop {
         let mut c = client::connect(&self.endpoint, timeout, self.max_answer).await?;
         let info = client::with_deadline(
             timeout,
-            c.get_info(client::request(v1::GetInfoRequest {}, timeout)),
+            c.rpc
+                .get_info(client::request(v1::GetInfoRequest {}, timeout)),
         )
         .await
         .map_err(|e| format!("GetInfo: {e}"))?;
@@ -180,7 +181,8 @@ impl Loop {
         // Informational: a device the plugin cannot reach shows as BAD points in the polls.
         if let Ok(h) = client::with_deadline(
             timeout,
-            c.health_check(client::request(v1::HealthCheckRequest {}, timeout)),
+            c.rpc
+                .health_check(client::request(v1::HealthCheckRequest {}, timeout)),
         )
         .await
         {
@@ -205,7 +207,9 @@ impl Loop {
             channel_id: self.channel.id(),
             points: refs,
         };
-        let r = client::with_deadline(timeout, c.batch_read(client::request(req, timeout))).await;
+        let r = client::with_deadline(timeout, c.rpc.batch_read(client::request(req, timeout)))
+            .await
+            .map_err(|e| c.classify(e));
         if matches!(r, Err(CallError::Transport(_))) {
             self.client = None;
         }

@@ -74,7 +74,10 @@ impl Loop {
             value: raw,
             requested_by: by.to_string(),
         };
-        match client::with_deadline(timeout, c.write(client::request(req, timeout))).await {
+        let answer = client::with_deadline(timeout, c.rpc.write(client::request(req, timeout)))
+            .await
+            .map_err(|e| c.classify(e));
+        match answer {
             Ok(a) if a.accepted => {}
             Ok(a) => {
                 let why = if a.error.is_empty() {
