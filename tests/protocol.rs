@@ -119,6 +119,11 @@ async fn tc_modbus_002_modbus_error_handling() {
         Some(1000.0),
         "last good value stays"
     );
+    assert_eq!(
+        env.hget("comsrv:1001:T:quality", "1").await.as_deref(),
+        Some("stale"),
+        "and is marked stale"
+    );
 
     let bank = Bank::new();
     bank.set_holding(1, 1, 2000);
@@ -127,6 +132,7 @@ async fn tc_modbus_002_modbus_error_handling() {
         .expect("rebind the same port");
     env.wait_value("comsrv:1001:T", "1", "2000.000000", Duration::from_secs(10))
         .await;
+    assert_eq!(env.hlen("comsrv:1001:T:quality").await, 0, "good again");
     assert!(env.hget_i64("comsrv:1001:status", "error_count").await > 0);
     assert!(env.hget_i64("comsrv:1001:stats", "connection_errors").await > 0);
     assert!(env.hget_i64("comsrv:1001:stats", "reconnect_count").await > 0);

@@ -100,7 +100,7 @@ ensure_toolchain() {
 # scripts/test installs them: its `command -v X ... || missing+=(pkg)` lines and its pinned
 # PYMODBUS_VERSION are read from it, so the list has one source.
 ensure_peers() {
-  local missing=() pymodbus
+  local missing=() pymodbus grpc
   eval "$(grep -E '^command -v .*missing\+=\(' "$REPO/scripts/test")"
   [ ${#missing[@]} -gt 0 ] && apt_install "${missing[@]}"
   pymodbus=$(sed -nE 's/^PYMODBUS_VERSION=([^ #]+).*/\1/p' "$REPO/scripts/test")
@@ -108,6 +108,12 @@ ensure_peers() {
     log "installing pymodbus==$pymodbus with pyserial"
     python3 -m pip install -q "pymodbus==$pymodbus" pyserial 2>/dev/null \
       || python3 -m pip install -q --break-system-packages "pymodbus==$pymodbus" pyserial
+  fi
+  grpc=$(sed -nE 's/^GRPCIO_TOOLS_VERSION=([^ #]+).*/\1/p' "$REPO/scripts/test")
+  if [ -n "$grpc" ] && ! python3 -c "import grpc, grpc_tools, importlib.metadata as m, sys; sys.exit(m.version('grpcio-tools') != '$grpc')" 2>/dev/null; then
+    log "installing grpcio-tools==$grpc with grpcio (Python protocol plugins)"
+    python3 -m pip install -q "grpcio-tools==$grpc" grpcio 2>/dev/null \
+      || python3 -m pip install -q --break-system-packages "grpcio-tools==$grpc" grpcio
   fi
 }
 

@@ -1,13 +1,15 @@
 //! Shared harness of the integration suites: an isolated `redis-server` per test binary (each
 //! test gets its own database of it), configuration directories in temp dirs, comsrv started
 //! in-process on an ephemeral port, a TCP proxy that can cut and restore a link, the pymodbus
-//! peer, and polling helpers. Nothing listens on a fixed port, so suites run in parallel.
+//! peer, protocol plugin processes, and polling helpers. Nothing listens on a fixed port, so
+//! suites run in parallel.
 
 pub mod daemon;
 pub mod influx;
 pub mod mqtt;
 pub mod nginx;
 pub mod peers;
+pub mod plugin;
 pub mod proxy;
 pub mod redis_server;
 pub mod serial;

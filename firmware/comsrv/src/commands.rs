@@ -91,7 +91,7 @@ pub async fn run(store: Store, router: WriteRouter, mut stop: Shutdown) {
             ),
             Some(kind) => {
                 let (tx, rx) = oneshot::channel();
-                let req = crate::modbus::write::WriteRequest {
+                let req = crate::write::WriteRequest {
                     kind,
                     point_id: cmd.point_id,
                     value: cmd.value,

@@ -6,8 +6,8 @@
 //! `x-voltage-caller` header only the gateway sets): 200 verified, 202 written but not verified, 404 unknown channel or
 //! point, 422 refused (out of range), 502 the device refused or did not answer, 400 bad JSON.
 
-use crate::modbus::write::WriteRequest;
 use crate::supervisor::{StatusView, WriteRouter};
+use crate::write::WriteRequest;
 use crate::Shutdown;
 use crate::WriteStatus;
 use std::sync::{Arc, Mutex};

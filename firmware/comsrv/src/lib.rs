@@ -1,6 +1,7 @@
 //! comsrv: reads field devices and writes their points to Redis.
 //!
-//! One tokio task per channel polls its devices (Modbus TCP, virtual) on the channel's interval
+//! One tokio task per channel polls its devices (Modbus TCP/RTU, protocol plugins over gRPC,
+//! virtual) on the channel's interval
 //! and hands each poll to the store as one atomic batch. A supervisor owns the set of channel
 //! tasks: it starts them from the loaded configuration, and on a configuration edit (file watch)
 //! restarts only the channels whose configuration changed; a broken edit keeps the last good
@@ -11,14 +12,16 @@
 //! sender in the daemon on SIGTERM) stops every task, waiting for in-flight polls to end.
 
 mod commands;
+mod grpc;
 mod http;
 mod modbus;
 pub use modbus::read_plan;
-pub use modbus::write::{WriteOutcome, WriteStatus};
 mod poll;
 mod supervisor;
 mod virt;
 mod watch;
+mod write;
+pub use write::{WriteOutcome, WriteStatus};
 
 use std::net::SocketAddr;
 use tokio::sync::watch as tokio_watch;

@@ -1,12 +1,13 @@
 //! Turning raw reads into Redis values: decoding, scaling, formatting, and the per-poll tally
 //! that becomes one store batch.
 
+use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 use voltage_core::codec;
 use voltage_core::plan::ReadBlock;
 use voltage_core::points::{Point, Source};
 use voltage_core::PointType;
-use voltage_store::{PollBatch, StatsDelta};
+use voltage_store::{PollBatch, Quality, StatsDelta};
 
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -72,6 +73,8 @@ pub struct Tally {
     pub errors: u64,
     pub last_error: Option<String>,
     pub any_success: bool,
+    /// The points whose value is not a good current read after this poll.
+    pub marks: BTreeMap<(PointType, u32), Quality>,
 }
 
 impl Tally {
@@ -83,5 +86,73 @@ impl Tally {
         self.errors += 1;
         self.batch.stats.total_errors += 1;
         self.last_error = Some(message);
+    }
+}
+
+/// The quality marks a channel last wrote to Redis (`comsrv:{ch}:{T}:quality`), so each poll
+/// writes only what changed: a point back to good is cleared once. Marks that are not good are
+/// written again every poll they hold (idempotent), which also restores them in a Redis that
+/// restarted empty.
+#[derive(Debug, Default)]
+pub struct QualityMarks(BTreeMap<(PointType, u32), Quality>);
+
+impl QualityMarks {
+    /// The changes that take Redis from the written marks to `want`.
+    pub fn changes(
+        &self,
+        want: &BTreeMap<(PointType, u32), Quality>,
+    ) -> Vec<(PointType, u32, Quality)> {
+        let cleared = self
+            .0
+            .keys()
+            .filter(|k| !want.contains_key(k))
+            .map(|(t, id)| (*t, *id, Quality::Good));
+        let set = want
+            .iter()
+            .filter(|(_, q)| **q != Quality::Good)
+            .map(|((t, id), q)| (*t, *id, *q));
+        cleared.chain(set).collect()
+    }
+
+    /// Records that `want` is now in Redis.
+    pub fn written(&mut self, want: BTreeMap<(PointType, u32), Quality>) {
+        self.0 = want
+            .into_iter()
+            .filter(|(_, q)| *q != Quality::Good)
+            .collect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_are_set_while_they_hold_and_cleared_once() {
+        let mut m = QualityMarks::default();
+        let stale = BTreeMap::from([
+            ((PointType::Telemetry, 1), Quality::Stale),
+            ((PointType::Signal, 2), Quality::Stale),
+        ]);
+        assert_eq!(m.changes(&BTreeMap::new()), []);
+        assert_eq!(m.changes(&stale).len(), 2);
+        m.written(stale.clone());
+        // Still stale: written again (a restarted Redis gets them back).
+        assert_eq!(m.changes(&stale).len(), 2);
+        let one_back = BTreeMap::from([((PointType::Signal, 2), Quality::Stale)]);
+        assert_eq!(
+            m.changes(&one_back),
+            [
+                (PointType::Telemetry, 1, Quality::Good),
+                (PointType::Signal, 2, Quality::Stale)
+            ]
+        );
+        m.written(one_back);
+        assert_eq!(
+            m.changes(&BTreeMap::new()),
+            [(PointType::Signal, 2, Quality::Good)]
+        );
+        m.written(BTreeMap::new());
+        assert_eq!(m.changes(&BTreeMap::new()), []);
     }
 }

@@ -7,9 +7,9 @@
 
 use crate::modbus::line::LineHandle;
 use crate::modbus::link::Link;
-use crate::modbus::write::{WriteOutcome, WriteRequest, WriteStatus};
 use crate::watch::ConfigWatcher;
-use crate::{modbus, virt, Shutdown};
+use crate::write::{WriteOutcome, WriteRequest, WriteStatus};
+use crate::{grpc, modbus, virt, Shutdown};
 use std::collections::BTreeMap;
 use std::sync::Weak;
 use std::sync::{Arc, Mutex};
@@ -90,7 +90,7 @@ impl WriteRouter {
                     req.value,
                     &req.requested_by,
                     WriteStatus::NotFound,
-                    format!("no running Modbus channel {channel}"),
+                    format!("no running channel {channel} that takes writes (Modbus or plugin)"),
                 );
                 let _ = req.reply.send(o);
             }
@@ -276,16 +276,21 @@ impl Supervisor {
                     ctx: None,
                 }),
                 Protocol::ModbusRtu => self.line_for(&ch).map(|line| Link::Rtu { line }),
-                Protocol::Virtual => None,
+                Protocol::Virtual | Protocol::Grpc => None,
             };
-            let writes = link.as_ref().map(|_| {
+            let writes = || {
                 let (wtx, wrx) = mpsc::channel(16);
                 self.router.0.lock().expect("router lock").insert(id, wtx);
                 wrx
-            });
+            };
+            let kind = match (link, ch.config.protocol) {
+                (Some(link), _) => Kind::Modbus(link, writes()),
+                (None, Protocol::Grpc) => Kind::Grpc(writes()),
+                (None, _) => Kind::Virtual,
+            };
             let task = tokio::spawn(channel_task(
                 ch.clone(),
-                link.zip(writes),
+                kind,
                 self.store.clone(),
                 self.view.clone(),
                 Shutdown(rx),
@@ -302,14 +307,15 @@ impl Supervisor {
     }
 }
 
+/// What a channel task runs, with the write queue of the protocols that take writes.
+enum Kind {
+    Modbus(Link, mpsc::Receiver<WriteRequest>),
+    Grpc(mpsc::Receiver<WriteRequest>),
+    Virtual,
+}
+
 /// Publishes the channel's configuration (retrying while Redis is away), then runs its loop.
-async fn channel_task(
-    ch: Channel,
-    modbus: Option<(Link, mpsc::Receiver<WriteRequest>)>,
-    store: Store,
-    view: StatusView,
-    mut stop: Shutdown,
-) {
+async fn channel_task(ch: Channel, kind: Kind, store: Store, view: StatusView, mut stop: Shutdown) {
     let mut delay = Duration::from_millis(200);
     loop {
         match store.publish_channel(&ch, "").await {
@@ -324,8 +330,9 @@ async fn channel_task(
             }
         }
     }
-    match modbus {
-        Some((link, writes)) => modbus::run(ch, link, store, view, stop, writes).await,
-        None => virt::run(ch, store, view, stop).await,
+    match kind {
+        Kind::Modbus(link, writes) => modbus::run(ch, link, store, view, stop, writes).await,
+        Kind::Grpc(writes) => grpc::run(ch, store, view, stop, writes).await,
+        Kind::Virtual => virt::run(ch, store, view, stop).await,
     }
 }

@@ -454,6 +454,7 @@ fn load_points(
     let kind = match cfg.protocol {
         Protocol::Virtual => MappingKind::Virtual,
         Protocol::ModbusTcp | Protocol::ModbusRtu => MappingKind::Modbus,
+        Protocol::Grpc => MappingKind::Plugin,
     };
     let mut tables = BTreeMap::new();
     let mut mappings = BTreeMap::new();
@@ -479,6 +480,10 @@ fn load_points(
                 MappingKind::Virtual => points::parse_virtual_mapping(&mfile, &t, errors)
                     .into_iter()
                     .map(|(id, (p, l))| (id, (Source::Virtual(p), l)))
+                    .collect(),
+                MappingKind::Plugin => points::parse_plugin_mapping(&mfile, &t, errors)
+                    .into_iter()
+                    .map(|(id, (m, l))| (id, (Source::Plugin(m), l)))
                     .collect(),
             };
             mappings.insert(pt, m);

@@ -80,12 +80,23 @@ impl ModbusMapping {
     }
 }
 
+/// One row of a `grpc` channel's mapping: the plugin's own address of the point, passed to the
+/// plugin unchanged (a DL/T 645 data identifier, a JSON field name, an IEC 104 IOA, ...).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PluginMapping {
+    pub address: String,
+}
+
+/// Longest plugin address accepted (it travels in every poll).
+pub const MAX_PLUGIN_ADDRESS: usize = 256;
+
 /// Where a point's value comes from.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(untagged)]
 pub enum Source {
     Modbus(ModbusMapping),
     Virtual(Pattern),
+    Plugin(PluginMapping),
 }
 
 /// A point with its meaning and its source.
@@ -101,6 +112,7 @@ pub struct Point {
 pub enum MappingKind {
     Modbus,
     Virtual,
+    Plugin,
 }
 
 const TELEMETRY_COLUMNS: &[&str] = &[
@@ -155,6 +167,7 @@ const ADJUSTMENT_COLUMNS: &[&str] = &[
     "step",
 ];
 const VIRTUAL_COLUMNS: &[&str] = &["point_id", "pattern", "params", "description"];
+const PLUGIN_COLUMNS: &[&str] = &["point_id", "address", "description"];
 const ENGINEERING_TYPES: &str = "float, double, int, uint, bool, or a register type";
 
 fn table_columns(kind: PointType) -> &'static [&'static str] {
@@ -548,6 +561,53 @@ pub fn parse_virtual_mapping(
                 errors.push(ConfigError::at(file, at.line, at.column, m));
             }
         }
+    }
+    out
+}
+
+/// Parses one `grpc` channel mapping file into `point_id -> plugin address`.
+pub fn parse_plugin_mapping(
+    file: &str,
+    text: &str,
+    errors: &mut Vec<ConfigError>,
+) -> BTreeMap<u32, (PluginMapping, u64)> {
+    let rows = csvfile::read(file, text, PLUGIN_COLUMNS, &["point_id", "address"], errors);
+    let mut seen = BTreeMap::new();
+    let mut out = BTreeMap::new();
+    for row in rows {
+        let Some(id) = point_id(file, &row, &mut seen, errors) else {
+            continue;
+        };
+        let Some(addr) = row.get("address") else {
+            errors.push(ConfigError::at(
+                file,
+                row.line,
+                1,
+                format!("address is empty for point {id}"),
+            ));
+            continue;
+        };
+        if addr.value.len() > MAX_PLUGIN_ADDRESS {
+            errors.push(ConfigError::at(
+                file,
+                addr.line,
+                addr.column,
+                format!(
+                    "address: {} characters, at most {MAX_PLUGIN_ADDRESS}",
+                    addr.value.len()
+                ),
+            ));
+            continue;
+        }
+        out.insert(
+            id,
+            (
+                PluginMapping {
+                    address: addr.value.to_string(),
+                },
+                row.line,
+            ),
+        );
     }
     out
 }

@@ -6,6 +6,7 @@
 //! |-----|------|---------|
 //! | `comsrv:{ch}:T` / `:S` / `:C` / `:A` | hash | point_id -> value (`1234.000000`; signals `0`/`1`) |
 //! | `comsrv:{ch}:T:ts` (and `:S:ts`, ...) | hash | point_id -> epoch ms of the last good read |
+//! | `comsrv:{ch}:T:quality` (and `:S:quality`, ...) | hash | point_id -> `stale`, `uncertain` or `bad` for the points whose value is not a good current read (absent = good) |
 //! | `comsrv:{ch}:config:telemetry` (signal, control, adjustment) | hash | point_id -> JSON of the point row and its mapping |
 //! | `comsrv:{ch}:stats` | hash | `total_reads`, `total_errors`, `connection_errors`, `reconnect_count`, `timeouts`, `exceptions`, `last_poll_ms` |
 //! | `comsrv:{ch}:status` | hash | `connected`, `error_count`, `consecutive_errors`, `last_error`, `last_success_at`, `config_error`, ... |
@@ -26,6 +27,13 @@ pub fn values(channel: u32, kind: PointType) -> String {
 
 pub fn timestamps(channel: u32, kind: PointType) -> String {
     format!("comsrv:{channel}:{}:ts", kind.letter())
+}
+
+/// The points of one type whose value is not a good current read: `stale` (the source is
+/// unreachable; the value is the last good one), `uncertain` or `bad` (as the device or plugin
+/// said). A point that is not listed is good.
+pub fn quality(channel: u32, kind: PointType) -> String {
+    format!("comsrv:{channel}:{}:quality", kind.letter())
 }
 
 pub fn point_config(channel: u32, kind: PointType) -> String {
@@ -84,6 +92,7 @@ pub fn channel_keys(channel: u32) -> Vec<String> {
     for t in PointType::ALL {
         k.push(values(channel, t));
         k.push(timestamps(channel, t));
+        k.push(quality(channel, t));
         k.push(point_config(channel, t));
     }
     k
@@ -104,6 +113,7 @@ mod tests {
         assert_eq!(stats(1), "comsrv:1:stats");
         assert_eq!(status(1), "comsrv:1:status");
         assert_eq!(timestamps(2, PointType::Signal), "comsrv:2:S:ts");
-        assert_eq!(channel_keys(3).len(), 14);
+        assert_eq!(channel_keys(3).len(), 18);
+        assert_eq!(quality(4, PointType::Telemetry), "comsrv:4:T:quality");
     }
 }

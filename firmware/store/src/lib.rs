@@ -140,11 +140,37 @@ pub struct StatusUpdate {
     pub offline_slaves: String,
 }
 
+/// How far a point's value in Redis can be trusted (`comsrv:{ch}:{T}:quality`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Quality {
+    /// A current, good read (not stored: absence means good).
+    Good,
+    /// The source is unreachable; the value is the last good one (`:ts` says how old).
+    Stale,
+    /// The device answered but flags the value.
+    Uncertain,
+    /// The device or plugin said there is no valid value; the last one stays.
+    Bad,
+}
+
+impl Quality {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quality::Good => "good",
+            Quality::Stale => "stale",
+            Quality::Uncertain => "uncertain",
+            Quality::Bad => "bad",
+        }
+    }
+}
+
 /// One poll's worth of writes for one channel.
 #[derive(Debug, Clone, Default)]
 pub struct PollBatch {
     /// `(type, point_id, formatted value)`.
     pub values: Vec<(PointType, u32, String)>,
+    /// Quality changes of this poll: `Good` clears a point's mark, anything else sets it.
+    pub quality: Vec<(PointType, u32, Quality)>,
     pub at_ms: u64,
     pub poll_ms: u64,
     pub stats: StatsDelta,
@@ -217,6 +243,24 @@ impl Store {
             p.hset_multiple(keys::timestamps(channel, kind), &ts)
                 .ignore();
         }
+        for kind in PointType::ALL {
+            let of_kind = || b.quality.iter().filter(move |(k, _, _)| *k == kind);
+            let good: Vec<u32> = of_kind()
+                .filter(|(_, _, q)| *q == Quality::Good)
+                .map(|(_, id, _)| *id)
+                .collect();
+            if !good.is_empty() {
+                p.hdel(keys::quality(channel, kind), &good).ignore();
+            }
+            let marked: Vec<(u32, &str)> = of_kind()
+                .filter(|(_, _, q)| *q != Quality::Good)
+                .map(|(_, id, q)| (*id, q.as_str()))
+                .collect();
+            if !marked.is_empty() {
+                p.hset_multiple(keys::quality(channel, kind), &marked)
+                    .ignore();
+            }
+        }
         let stats = keys::stats(channel);
         for (field, n) in b.stats.fields() {
             if n > 0 {
@@ -274,6 +318,8 @@ impl Store {
                 &keys::timestamps(id, kind),
                 &ids,
             );
+            // The channel's loop starts with every point unmarked.
+            p.del(keys::quality(id, kind)).ignore();
         }
         p.sadd(keys::CHANNELS, id).ignore();
         let status = keys::status(id);

@@ -25,6 +25,19 @@ pub fn render(cfg: &Config) -> String {
                 );
                 continue;
             }
+            Protocol::Grpc => {
+                let _ = writeln!(
+                    o,
+                    "channel {} {:?} (grpc plugin at {}): {} points in one BatchRead per poll, every {} ms, deadline {} ms\n",
+                    c.id,
+                    c.name,
+                    c.parameters.endpoint.as_deref().unwrap_or(""),
+                    ch.points.iter().filter(|p| p.source.is_some()).count(),
+                    c.parameters.poll_interval().as_millis(),
+                    c.parameters.timeout().as_millis()
+                );
+                continue;
+            }
             Protocol::ModbusTcp => format!("modbus_tcp {}", c.tcp_address()),
             Protocol::ModbusRtu => {
                 let s = ch.serial.as_ref().expect("resolved at load");

@@ -19,7 +19,7 @@ pub mod link;
 pub mod rs485;
 pub mod write;
 
-use crate::poll::{decode_block, now_ms, BlockData, Tally};
+use crate::poll::{decode_block, now_ms, BlockData, QualityMarks, Tally};
 use crate::supervisor::StatusView;
 use crate::Shutdown;
 use line::Priority;
@@ -32,7 +32,7 @@ use voltage_core::config::{Channel, ChannelParams};
 use voltage_core::health::{Backoff, SlaveHealth};
 use voltage_core::plan::{self, ReadBlock};
 use voltage_core::points::Source;
-use voltage_store::{StatsDelta, Store};
+use voltage_store::{Quality, StatsDelta, Store};
 
 /// The read plan of a channel (also used by `voltage plan`).
 pub fn read_plan(channel: &Channel) -> Vec<ReadBlock> {
@@ -82,6 +82,7 @@ pub(crate) struct Loop {
     consecutive_errors: u64,
     carry: StatsDelta,
     carry_errors: u64,
+    marks: QualityMarks,
 }
 
 pub async fn run(
@@ -117,6 +118,7 @@ pub async fn run(
         consecutive_errors: 0,
         carry: StatsDelta::default(),
         carry_errors: 0,
+        marks: QualityMarks::default(),
     };
     let mut backoff = Backoff::new(p.reconnect_initial(), p.reconnect_max());
     let mut rng = rand::rngs::StdRng::from_os_rng();
@@ -324,8 +326,22 @@ impl Loop {
         } else {
             0
         };
+        // Values of an unreachable link, or of a backed-off slave, are the last good ones.
+        let marks: std::collections::BTreeMap<_, _> = self
+            .channel
+            .points
+            .iter()
+            .filter(|pt| match &pt.source {
+                Some(Source::Modbus(m)) => {
+                    !connected || self.health.get(&m.slave_id).is_some_and(|h| h.is_offline())
+                }
+                _ => false,
+            })
+            .map(|pt| ((pt.kind, pt.def.point_id), Quality::Stale))
+            .collect();
         let b = &mut tally.batch;
         b.at_ms = now_ms();
+        b.quality = self.marks.changes(&marks);
         merge(&mut b.stats, &std::mem::take(&mut self.carry));
         b.status.connected = connected;
         b.status.new_errors = tally.errors + std::mem::take(&mut self.carry_errors);
@@ -341,10 +357,13 @@ impl Loop {
             .join(",");
         self.view
             .update(self.channel.id(), connected, tally.last_error.as_deref());
-        if let Err(e) = self.store.write_poll(self.channel.id(), b).await {
-            tracing::warn!(channel = self.channel.id(), error = %e, "cannot write poll to redis; counters carried to the next poll");
-            self.carry = std::mem::take(&mut b.stats);
-            self.carry_errors = b.status.new_errors;
+        match self.store.write_poll(self.channel.id(), b).await {
+            Ok(()) => self.marks.written(marks),
+            Err(e) => {
+                tracing::warn!(channel = self.channel.id(), error = %e, "cannot write poll to redis; counters carried to the next poll");
+                self.carry = std::mem::take(&mut b.stats);
+                self.carry_errors = b.status.new_errors;
+            }
         }
     }
 

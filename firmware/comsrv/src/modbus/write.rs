@@ -10,82 +10,14 @@ use super::line::Priority;
 use super::link::{CallError, Op, Reply};
 use super::{exception_name, Loop};
 use crate::poll::{format_point, now_ms, Tally};
+pub use crate::write::{WriteOutcome, WriteRequest, WriteStatus};
 use crate::Shutdown;
-use serde::Serialize;
-use tokio::sync::oneshot;
 use voltage_core::codec;
 use voltage_core::command::{self, WritePlan};
 use voltage_core::config::ChannelParams;
 use voltage_core::points::{ModbusMapping, Point, Source};
 use voltage_core::types::{DataType, ReadFunction};
 use voltage_core::PointType;
-
-pub struct WriteRequest {
-    pub kind: PointType,
-    pub point_id: u32,
-    pub value: f64,
-    pub requested_by: String,
-    pub reply: oneshot::Sender<WriteOutcome>,
-}
-
-/// How a write ended, for the HTTP status and the command result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WriteStatus {
-    /// Written and read back equal.
-    Verified,
-    /// Written, but the read-back differs or failed.
-    Unverified,
-    /// Refused before touching the device (out of range, bad value).
-    Refused,
-    /// No such point (or it cannot be written).
-    NotFound,
-    /// The device refused or did not answer.
-    DeviceError,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct WriteOutcome {
-    pub status: WriteStatus,
-    pub channel_id: u32,
-    pub point_type: &'static str,
-    pub point_id: u32,
-    pub requested: f64,
-    pub requested_by: String,
-    pub written: bool,
-    pub verified: bool,
-    pub old_value: Option<String>,
-    pub read_back: Option<String>,
-    pub error: Option<String>,
-    pub at_ms: u64,
-}
-
-impl WriteOutcome {
-    pub fn rejected(
-        channel_id: u32,
-        kind: PointType,
-        point_id: u32,
-        value: f64,
-        by: &str,
-        status: WriteStatus,
-        error: String,
-    ) -> Self {
-        WriteOutcome {
-            status,
-            channel_id,
-            point_type: kind.letter(),
-            point_id,
-            requested: value,
-            requested_by: by.to_string(),
-            written: false,
-            verified: false,
-            old_value: None,
-            read_back: None,
-            error: Some(error),
-            at_ms: now_ms(),
-        }
-    }
-}
 
 /// Reads the raw value of `m` from the device.
 async fn read_raw(
@@ -330,22 +262,5 @@ pub async fn execute(l: &mut Loop, req: WriteRequest, p: &ChannelParams) {
         error,
         at_ms: now_ms(),
     };
-    tracing::info!(channel = ch, point_type = req.kind.letter(), point = req.point_id, value = req.value,
-        by = %req.requested_by, ?status, "write");
-    let audit = serde_json::to_string(&outcome).unwrap_or_default();
-    if let Err(e) = l
-        .store()
-        .record_write(
-            ch,
-            req.kind,
-            req.point_id,
-            read_back.as_deref(),
-            outcome.at_ms,
-            &audit,
-        )
-        .await
-    {
-        tracing::warn!(channel = ch, error = %e, "cannot record write in redis");
-    }
-    let _ = req.reply.send(outcome);
+    crate::write::finish(l.store(), outcome, req.reply).await;
 }

@@ -17,6 +17,8 @@ pub enum Protocol {
     ModbusTcp,
     ModbusRtu,
     Virtual,
+    /// A protocol plugin: a separate process serving the points over gRPC.
+    Grpc,
 }
 
 impl Protocol {
@@ -25,6 +27,7 @@ impl Protocol {
             Protocol::ModbusTcp => "modbus_tcp",
             Protocol::ModbusRtu => "modbus_rtu",
             Protocol::Virtual => "virtual",
+            Protocol::Grpc => "grpc",
         }
     }
 }
@@ -73,12 +76,16 @@ pub struct ChannelParams {
     pub stop_bits: Option<u8>,
     /// RS-485 direction control; overrides the board's setting for this port.
     pub rs485: Option<super::Rs485Config>,
+    // gRPC plugin
+    /// Where the plugin listens: `http://127.0.0.1:50051` or `unix:///run/voltage/meter.sock`.
+    pub endpoint: Option<String>,
     // polling (all protocols)
     /// Time between the starts of two polls (default 1000 ms).
     pub poll_interval_ms: Option<u64>,
-    // Modbus (both transports)
+    // Modbus (both transports) and gRPC plugins
     /// Deadline of one request (default 1000 ms).
     pub timeout_ms: Option<u64>,
+    // Modbus only
     /// Extra attempts of a failed request within one poll (default 1).
     pub retries: Option<u32>,
     /// Largest register read (default and maximum 125).
@@ -110,16 +117,16 @@ const RTU_ONLY: &[&str] = &[
     "stop_bits",
     "rs485",
 ];
+const GRPC_ONLY: &[&str] = &["endpoint"];
+/// Modbus and gRPC channels (a request with a deadline over a connection that can be lost).
+const CONNECTED: &[&str] = &["timeout_ms", "reconnect_initial_ms", "reconnect_max_ms"];
 const MODBUS_ONLY: &[&str] = &[
-    "timeout_ms",
     "retries",
     "max_registers_per_request",
     "max_bits_per_request",
     "max_gap",
     "no_cross",
     "slaves",
-    "reconnect_initial_ms",
-    "reconnect_max_ms",
     "slave_backoff_after",
     "slave_backoff_max_ms",
 ];
@@ -139,6 +146,7 @@ impl ChannelParams {
             data_bits,
             parity,
             stop_bits,
+            endpoint,
             poll_interval_ms,
             timeout_ms,
             retries,
@@ -237,9 +245,10 @@ impl ChannelConfig {
             ))
         };
         let foreign: &[&[&str]] = match self.protocol {
-            Protocol::ModbusTcp => &[RTU_ONLY],
-            Protocol::ModbusRtu => &[TCP_ONLY],
-            Protocol::Virtual => &[TCP_ONLY, RTU_ONLY, MODBUS_ONLY],
+            Protocol::ModbusTcp => &[RTU_ONLY, GRPC_ONLY],
+            Protocol::ModbusRtu => &[TCP_ONLY, GRPC_ONLY],
+            Protocol::Virtual => &[TCP_ONLY, RTU_ONLY, MODBUS_ONLY, CONNECTED, GRPC_ONLY],
+            Protocol::Grpc => &[TCP_ONLY, RTU_ONLY, MODBUS_ONLY],
         };
         for key in p.set_keys() {
             if foreign.iter().any(|set| set.contains(&key)) {
@@ -270,6 +279,14 @@ impl ChannelConfig {
                 }
             }
             Protocol::Virtual => {}
+            Protocol::Grpc => match p.endpoint.as_deref().map(parse_endpoint) {
+                None => err(
+                    "parameters.endpoint is required (http://host:port or unix:///path/to.sock)"
+                        .into(),
+                ),
+                Some(Err(m)) => err(format!("parameters.endpoint: {m}")),
+                Some(Ok(_)) => {}
+            },
         }
         if p.poll_interval_ms == Some(0) {
             err("parameters.poll_interval_ms must be at least 1".into());
@@ -307,6 +324,14 @@ impl ChannelConfig {
         }
     }
 
+    /// Where the plugin of a `grpc` channel listens (validated at load).
+    pub fn plugin_endpoint(&self) -> Option<PluginEndpoint> {
+        self.parameters
+            .endpoint
+            .as_deref()
+            .and_then(|e| parse_endpoint(e).ok())
+    }
+
     /// `host:port` of a Modbus TCP channel (port 502 by default).
     pub fn tcp_address(&self) -> String {
         let host = self.parameters.host.as_deref().unwrap_or("127.0.0.1");
@@ -317,4 +342,56 @@ impl ChannelConfig {
             format!("{host}:{port}")
         }
     }
+}
+
+/// Where a protocol plugin listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginEndpoint {
+    /// `http://host:port` (HTTP/2 without TLS: plugins run on the controller itself).
+    Http(String),
+    /// `unix:///path/to.sock`: the socket's path.
+    Unix(std::path::PathBuf),
+}
+
+impl std::fmt::Display for PluginEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PluginEndpoint::Http(u) => f.write_str(u),
+            PluginEndpoint::Unix(p) => write!(f, "unix://{}", p.display()),
+        }
+    }
+}
+
+/// Parses `parameters.endpoint`: `http://host:port` or `unix:///absolute/path`.
+pub fn parse_endpoint(s: &str) -> Result<PluginEndpoint, String> {
+    if let Some(path) = s.strip_prefix("unix://") {
+        if !path.starts_with('/') || path.len() < 2 {
+            return Err(format!(
+                "{s:?}: a unix socket needs an absolute path (unix:///run/voltage/plugin.sock)"
+            ));
+        }
+        return Ok(PluginEndpoint::Unix(path.into()));
+    }
+    if let Some(rest) = s.strip_prefix("http://") {
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        let port_ok = authority
+            .rsplit_once(':')
+            .and_then(|(h, p)| (!h.is_empty()).then_some(p))
+            .and_then(|p| p.parse::<u16>().ok())
+            .is_some_and(|p| p != 0);
+        if authority.contains('/') || !port_ok {
+            return Err(format!(
+                "{s:?}: expected http://host:port (no path), e.g. http://127.0.0.1:50051"
+            ));
+        }
+        return Ok(PluginEndpoint::Http(format!("http://{authority}")));
+    }
+    if s.starts_with("https://") {
+        return Err(format!(
+            "{s:?}: TLS to plugins is not supported (plugins run on the controller: use http:// on loopback, or unix://)"
+        ));
+    }
+    Err(format!(
+        "{s:?}: expected http://host:port or unix:///path/to.sock"
+    ))
 }

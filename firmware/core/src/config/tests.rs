@@ -146,3 +146,109 @@ fn out_of_range_limits_are_errors() {
         "{e}"
     );
 }
+
+fn grpc_dir(endpoint: &str, extra: &str) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "comsrv/comsrv.yaml",
+        &format!("channels:\n  - id: 7\n    name: meter\n    protocol: grpc\n    parameters:\n      endpoint: {endpoint}\n{extra}"),
+    );
+    write(
+        d.path(),
+        "comsrv/7/telemetry.csv",
+        "point_id,signal_name,scale\n1,Energy,0.01\n2,Power,1\n",
+    );
+    write(
+        d.path(),
+        "comsrv/7/mapping/telemetry_mapping.csv",
+        "point_id,address,description\n1,00000000,total active energy\n2,\"ac.power, phase A\",\n",
+    );
+    d
+}
+
+#[test]
+fn a_grpc_channel_loads_with_plugin_addresses() {
+    let d = grpc_dir(
+        "http://127.0.0.1:50051",
+        "      timeout_ms: 300\n      poll_interval_ms: 200\n",
+    );
+    let c = load_dir(d.path()).unwrap();
+    let ch = &c.channels[0];
+    assert_eq!(ch.config.protocol, Protocol::Grpc);
+    assert_eq!(
+        ch.config.plugin_endpoint(),
+        Some(PluginEndpoint::Http("http://127.0.0.1:50051".into()))
+    );
+    let addrs: Vec<String> = ch
+        .points
+        .iter()
+        .map(|p| match &p.source {
+            Some(Source::Plugin(m)) => m.address.clone(),
+            other => panic!("not a plugin mapping: {other:?}"),
+        })
+        .collect();
+    assert_eq!(addrs, ["00000000", "ac.power, phase A"]);
+}
+
+#[test]
+fn grpc_endpoints_are_checked() {
+    assert_eq!(
+        parse_endpoint("unix:///run/voltage/m.sock"),
+        Ok(PluginEndpoint::Unix("/run/voltage/m.sock".into()))
+    );
+    for (bad, why) in [
+        ("https://127.0.0.1:50051", "TLS"),
+        ("http://127.0.0.1", "host:port"),
+        ("http://127.0.0.1:0", "host:port"),
+        ("http://127.0.0.1:50051/x", "no path"),
+        ("unix://relative.sock", "absolute"),
+        ("127.0.0.1:50051", "expected http"),
+    ] {
+        let e = parse_endpoint(bad).unwrap_err();
+        assert!(e.contains(why), "{bad}: {e}");
+    }
+    let d = grpc_dir("tcp://x:1", "");
+    let e = load_dir(d.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("comsrv.yaml:2:1: channel 7 (grpc): parameters.endpoint: \"tcp://x:1\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn modbus_parameters_on_a_grpc_channel_and_endpoint_elsewhere_are_errors() {
+    let d = grpc_dir("http://127.0.0.1:50051", "      retries: 2\n");
+    let e = load_dir(d.path()).unwrap_err().to_string();
+    assert!(e.contains("parameters.retries does not apply"), "{e}");
+    let d = tcp_dir();
+    write(
+        d.path(),
+        "comsrv/comsrv.yaml",
+        "channels:\n  - id: 1001\n    name: pcs\n    protocol: modbus_tcp\n    parameters:\n      host: h\n      endpoint: http://h:1\n",
+    );
+    let e = load_dir(d.path()).unwrap_err().to_string();
+    assert!(e.contains("parameters.endpoint does not apply"), "{e}");
+}
+
+#[test]
+fn a_grpc_mapping_row_without_address_or_with_modbus_columns_is_located() {
+    let d = grpc_dir("http://127.0.0.1:50051", "");
+    write(
+        d.path(),
+        "comsrv/7/mapping/telemetry_mapping.csv",
+        "point_id,address\n1,\n2,x\n",
+    );
+    let e = load_dir(d.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("telemetry_mapping.csv:2:1: address is empty for point 1"),
+        "{e}"
+    );
+    write(
+        d.path(),
+        "comsrv/7/mapping/telemetry_mapping.csv",
+        "point_id,slave_id,address\n1,1,x\n",
+    );
+    let e = load_dir(d.path()).unwrap_err().to_string();
+    assert!(e.contains("slave_id"), "{e}");
+}

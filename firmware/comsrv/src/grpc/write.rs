@@ -1,0 +1,210 @@
+//! Control and adjustment writes through a plugin: validated against the point table, sent with
+//! Write, then read back with a BatchRead of the same point, with the same outcomes as a
+//! Modbus write (`verified` only when the read-back equals the written value).
+
+use super::client::{self, CallError};
+use super::{check, Loop};
+use crate::poll::{format_point, now_ms, Tally};
+use crate::write::{WriteOutcome, WriteRequest, WriteStatus};
+use crate::Shutdown;
+use std::time::Duration;
+use voltage_core::command::{self, WritePlan};
+use voltage_core::config::ChannelParams;
+use voltage_core::points::{Point, Source};
+use voltage_core::PointType;
+use voltage_plugin::v1;
+
+/// Whether a read-back `got` shows the written `want` (binary points by state; numbers equal
+/// within a relative 1e-6, so a device that stores float32 still verifies).
+fn same(point: &Point, want: f64, got: f64) -> bool {
+    if point.kind.is_binary() || point.def.data_type == "bool" || point.def.data_type == "boolean" {
+        return (want != 0.0) == (got != 0.0);
+    }
+    (want - got).abs() <= 1e-6 * want.abs().max(1.0)
+}
+
+impl Loop {
+    /// Makes sure there is a connection (one attempt, within the deadline).
+    async fn ensure_client(&mut self, p: &ChannelParams) -> Result<(), String> {
+        if self.client.is_some() {
+            return Ok(());
+        }
+        let mut t = Tally::default();
+        let (_keep, mut stop) = Shutdown::new();
+        if self.reconnect(&mut t, p, &mut stop).await {
+            Ok(())
+        } else {
+            Err(t.last_error.unwrap_or_else(|| "plugin unreachable".into()))
+        }
+    }
+
+    /// Reads one point's raw value.
+    async fn read_one(
+        &mut self,
+        r: &v1::PointRef,
+        point: &Point,
+        timeout: Duration,
+    ) -> Result<f64, String> {
+        let answer = self
+            .batch_read(vec![r.clone()], timeout)
+            .await
+            .map_err(|e| e.to_string())?;
+        let c = check::check(&[(point.kind, point.def.point_id)], &answer, now_ms());
+        match c.values.first() {
+            Some((_, _, v)) => Ok(*v),
+            None => Err(c.problems.join("; ")),
+        }
+    }
+
+    /// Writes `raw` and reads it back. Returns (written, verified, read-back raw, error).
+    async fn write_verified(
+        &mut self,
+        r: &v1::PointRef,
+        point: &Point,
+        raw: f64,
+        by: &str,
+        timeout: Duration,
+    ) -> (bool, bool, Option<f64>, Option<String>) {
+        let Some(c) = self.client.as_mut() else {
+            return (false, false, None, Some("plugin unreachable".into()));
+        };
+        let req = v1::WriteRequest {
+            channel_id: self.channel.id(),
+            point: Some(r.clone()),
+            value: raw,
+            requested_by: by.to_string(),
+        };
+        let answer = client::with_deadline(timeout, c.rpc.write(client::request(req, timeout)))
+            .await
+            .map_err(|e| c.classify(e));
+        match answer {
+            Ok(a) if a.accepted => {}
+            Ok(a) => {
+                let why = if a.error.is_empty() {
+                    "no reason given".into()
+                } else {
+                    check::clip(&a.error)
+                };
+                return (false, false, None, Some(format!("write refused: {why}")));
+            }
+            Err(e) => {
+                if matches!(e, CallError::Transport(_)) {
+                    self.client = None;
+                }
+                return (false, false, None, Some(format!("write failed: {e}")));
+            }
+        }
+        match self.read_one(r, point, timeout).await {
+            Ok(got) if same(point, raw, got) => (true, true, Some(got), None),
+            Ok(got) => (
+                true,
+                false,
+                Some(got),
+                Some(format!("read-back {got} differs from the written {raw}")),
+            ),
+            Err(e) => (true, false, None, Some(format!("read-back failed: {e}"))),
+        }
+    }
+}
+
+pub async fn execute(l: &mut Loop, req: WriteRequest, p: &ChannelParams) {
+    let ch = l.channel.id();
+    let reject = |status, msg: String| {
+        WriteOutcome::rejected(
+            ch,
+            req.kind,
+            req.point_id,
+            req.value,
+            &req.requested_by,
+            status,
+            msg,
+        )
+    };
+    let found = l
+        .refs
+        .iter()
+        .find(|(i, _)| {
+            let pt = &l.channel.points[*i];
+            pt.kind == req.kind && pt.def.point_id == req.point_id
+        })
+        .map(|(i, r)| (l.channel.points[*i].clone(), r.clone()));
+    let Some((point, r)) = found else {
+        let msg = match l
+            .channel
+            .points
+            .iter()
+            .find(|pt| pt.kind == req.kind && pt.def.point_id == req.point_id)
+        {
+            Some(pt) if !matches!(pt.source, Some(Source::Plugin(_))) => {
+                format!("{} point {} has no plugin address", req.kind, req.point_id)
+            }
+            _ => format!("channel {ch} has no {} point {}", req.kind, req.point_id),
+        };
+        let _ = req.reply.send(reject(WriteStatus::NotFound, msg));
+        return;
+    };
+    let plan = match req.kind {
+        PointType::Control => command::plan_control(&point.def, req.value),
+        PointType::Adjustment => {
+            command::plan_adjustment(&point.def, req.value).map(|raw| WritePlan::Single { raw })
+        }
+        _ => Err(format!("{} points cannot be written", req.kind)),
+    };
+    let plan = match plan {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(channel = ch, point = req.point_id, by = %req.requested_by, error = %e, "write refused");
+            let _ = req.reply.send(reject(WriteStatus::Refused, e));
+            return;
+        }
+    };
+    if let Err(e) = l.ensure_client(p).await {
+        let _ = req.reply.send(reject(WriteStatus::DeviceError, e));
+        return;
+    }
+    let t = p.timeout();
+    let old = l
+        .read_one(&r, &point, t)
+        .await
+        .ok()
+        .map(|raw| format_point(&point, raw));
+    let by = req.requested_by.clone();
+    let (written, verified, back, error) = match plan {
+        WritePlan::Single { raw } => l.write_verified(&r, &point, raw, &by, t).await,
+        WritePlan::Pulse { on, off, ms } => {
+            let first = l.write_verified(&r, &point, on, &by, t).await;
+            if first.0 {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                let second = l.write_verified(&r, &point, off, &by, t).await;
+                (
+                    first.0 && second.0,
+                    first.1 && second.1,
+                    second.2,
+                    first.3.or(second.3),
+                )
+            } else {
+                first
+            }
+        }
+    };
+    let status = match (written, verified) {
+        (true, true) => WriteStatus::Verified,
+        (true, false) => WriteStatus::Unverified,
+        _ => WriteStatus::DeviceError,
+    };
+    let outcome = WriteOutcome {
+        status,
+        channel_id: ch,
+        point_type: req.kind.letter(),
+        point_id: req.point_id,
+        requested: req.value,
+        requested_by: by,
+        written,
+        verified,
+        old_value: old,
+        read_back: back.map(|raw| format_point(&point, raw)),
+        error,
+        at_ms: now_ms(),
+    };
+    crate::write::finish(&l.store, outcome, req.reply).await;
+}
