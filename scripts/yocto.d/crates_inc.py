@@ -31,6 +31,11 @@ HEADER = (
 )
 
 
+# The leading space after the quote is the format cargo-update-recipe-crates writes; oelint-adv
+# would have it removed, which would make the two generators' files differ.
+NOLINT = "# nooelint: oelint.vars.inconspaces, oelint.vars.notneededspace\n"
+
+
 class LockError(Exception):
     pass
 
@@ -66,7 +71,7 @@ def render(lock_text: str, lock_name: str = "Cargo.lock") -> str:
         raise LockError("\n".join(problems))
     if not uris:
         raise LockError(f"{lock_name}: no crates.io packages")
-    return HEADER + "# from Cargo.lock\n" + 'SRC_URI += " \\\n' + "".join(uris) + '"\n\n' + "".join(sums)
+    return HEADER + "# from Cargo.lock\n" + NOLINT + 'SRC_URI += " \\\n' + "".join(uris) + '"\n\n' + "".join(sums)
 
 
 def main(argv=None) -> int:

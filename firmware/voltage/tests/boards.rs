@@ -178,3 +178,23 @@ fn board_override_replaces_the_configured_board() {
         text(&o)
     );
 }
+
+#[test]
+fn the_yocto_layers_default_config_checks_with_every_target_board() {
+    let layer_cfg = root().join("yocto-layer/meta-voltage/recipes-voltage/voltage/files/config");
+    for f in board_files() {
+        if !std::fs::read_to_string(&f).unwrap().contains("[target]") {
+            continue;
+        }
+        let d = tempfile::tempdir().unwrap();
+        for rel in ["voltage.yaml", "comsrv/comsrv.yaml", "hissrv/hissrv.yaml"] {
+            let to = d.path().join(rel);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(layer_cfg.join(rel), to).unwrap();
+        }
+        std::fs::copy(&f, d.path().join("board.toml")).unwrap();
+        let o = voltage(&["check-config", d.path().to_str().unwrap()]);
+        assert!(o.status.success(), "{}: {}", f.display(), text(&o));
+        assert!(!text(&o).contains("migrated"), "{}", text(&o));
+    }
+}
