@@ -149,7 +149,7 @@ impl Supervisor {
     }
 
     pub async fn run(mut self, config: Config, mut watcher: Option<ConfigWatcher>) {
-        let dir = config.dir.clone();
+        let (dir, options) = (config.dir.clone(), config.options.clone());
         self.apply(config).await;
         let mut stop = self.stop.clone();
         let mut run_id = self.store.server_run_id().await.ok();
@@ -159,7 +159,7 @@ impl Supervisor {
                 _ = stop.wait() => break,
                 _ = redis_check.tick() => self.republish_after_redis_restart(&mut run_id).await,
                 _ = async { match watcher.as_mut() { Some(w) => w.changed().await, None => std::future::pending().await } } => {
-                    self.reload(&dir).await;
+                    self.reload(&dir, &options).await;
                 }
             }
         }
@@ -201,8 +201,8 @@ impl Supervisor {
         *known = Some(now);
     }
 
-    async fn reload(&mut self, dir: &std::path::Path) {
-        match config::load_dir(dir) {
+    async fn reload(&mut self, dir: &std::path::Path, options: &config::LoadOptions) {
+        match config::load_dir_with(dir, options) {
             Ok(cfg) => {
                 tracing::info!(
                     channels = cfg.channels.len(),

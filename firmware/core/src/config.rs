@@ -12,26 +12,46 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod board;
 mod channel;
 mod gateway;
 mod hissrv;
 mod netsrv;
+pub mod schema;
 mod serial;
+pub use board::*;
 pub use channel::*;
 pub use gateway::*;
 pub use hissrv::*;
 pub use netsrv::*;
 pub use serial::*;
 
+/// Where data that must survive updates lives when neither `voltage.yaml` nor the board says.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/voltage";
+
 /// `voltage.yaml`: what the daemon connects to and which services it runs.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct VoltageConfig {
-    pub redis: RedisConfig,
+    /// The schema the file is written in (absent: 1); see [`schema`].
+    pub schema_version: Option<u32>,
+    /// Absent: the board's `defaults.redis_url`, else `redis://127.0.0.1:6379`.
+    pub redis: Option<RedisConfig>,
     pub services: Services,
     /// Board file that maps logical serial port names (`rs485-1`) to devices, relative to the
-    /// configuration directory, e.g. `../board-configs/imx8mm-edge.toml`.
+    /// configuration directory, e.g. `../board-configs/imx8mm-edge.toml`. `--board` wins.
     pub board: Option<String>,
+    /// Data that must survive updates (the history log): relative data paths are relative to
+    /// it; itself relative to the configuration directory. Absent: the board's
+    /// `defaults.data_dir`, else [`DEFAULT_DATA_DIR`].
+    pub data_dir: Option<String>,
+}
+
+impl VoltageConfig {
+    /// The Redis URL of the file (or the default); `REDIS_URL` is applied by the daemon.
+    pub fn redis_url(&self) -> String {
+        self.redis.clone().unwrap_or_default().url
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -141,11 +161,27 @@ impl Channel {
     }
 }
 
+/// What the command line adds to a configuration directory.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadOptions {
+    /// Board file to use instead of `voltage.yaml`'s `board:` (`voltage run --board`).
+    pub board: Option<PathBuf>,
+}
+
 /// Everything the daemon needs from the configuration directory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub dir: PathBuf,
+    /// How it was loaded (a reload after an edit uses the same options).
+    pub options: LoadOptions,
+    /// `voltage.yaml`, migrated to [`schema::CONFIG_SCHEMA`].
     pub voltage: VoltageConfig,
+    /// The schema the file was written in, and the migration steps applied.
+    pub migration: schema::Migration,
+    /// The board file in effect, if any.
+    pub board: Option<Board>,
+    /// Resolved data directory (see [`VoltageConfig::data_dir`]).
+    pub data_dir: PathBuf,
     pub file_watch: bool,
     pub channels: Vec<Channel>,
     /// `hissrv/hissrv.yaml` (absent = hissrv records nothing).
@@ -192,16 +228,30 @@ fn read_optional(path: &Path, errors: &mut Vec<ConfigError>) -> Option<String> {
 
 /// Loads and validates the configuration directory `dir`.
 pub fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
+    load_dir_with(dir, &LoadOptions::default())
+}
+
+/// [`load_dir`] with command-line options.
+pub fn load_dir_with(dir: &Path, options: &LoadOptions) -> Result<Config, ConfigErrors> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let vpath = dir.join("voltage.yaml");
-    let voltage = match read_optional(&vpath, &mut errors) {
-        Some(t) if t.trim().is_empty() => VoltageConfig::default(),
-        Some(t) => parse_yaml::<VoltageConfig>(&vpath.display().to_string(), &t)
+    let vfile = vpath.display().to_string();
+    let vtext = read_optional(&vpath, &mut errors).unwrap_or_default();
+    let mut voltage = if vtext.trim().is_empty() {
+        VoltageConfig::default()
+    } else {
+        parse_yaml::<VoltageConfig>(&vfile, &vtext)
             .map_err(|e| errors.push(e))
-            .unwrap_or_default(),
-        None => VoltageConfig::default(),
+            .unwrap_or_default()
     };
+    let migration = schema::migrate(&mut voltage, &vfile, &vtext).unwrap_or_else(|e| {
+        errors.push(e);
+        schema::Migration {
+            from: schema::CONFIG_SCHEMA,
+            notes: Vec::new(),
+        }
+    });
     let cpath = dir.join("comsrv").join("comsrv.yaml");
     let cfile = cpath.display().to_string();
     let (file_watch, channel_cfgs, ctext) = match read_optional(&cpath, &mut errors) {
@@ -223,20 +273,40 @@ pub fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
             }
         },
     };
-    let board = voltage.board.as_ref().and_then(|b| {
-        let path = dir.join(b);
+    let board_path = match (&options.board, &voltage.board) {
+        (Some(p), _) => Some((p.clone(), "--board".to_string())),
+        (None, Some(b)) => Some((dir.join(b), vfile.clone())),
+        (None, None) => None,
+    };
+    let board = board_path.and_then(|(path, named_in)| {
         let file = path.display().to_string();
         match std::fs::read_to_string(&path) {
-            Ok(t) => parse_board(&file, &t).map_err(|e| errors.push(e)).ok(),
+            Ok(t) => check_board(&file, &t).map_err(|e| errors.extend(e.0)).ok(),
             Err(e) => {
                 errors.push(ConfigError::file(
-                    vpath.display(),
+                    named_in,
                     format!("board: cannot read {file}: {e}"),
                 ));
                 None
             }
         }
     });
+    let defaults = board
+        .as_ref()
+        .map(|b| b.defaults.clone())
+        .unwrap_or_default();
+    if voltage.redis.is_none() {
+        if let Some(url) = defaults.redis_url {
+            voltage.redis = Some(RedisConfig { url });
+        }
+    }
+    let data_dir = dir.join(
+        voltage
+            .data_dir
+            .clone()
+            .or(defaults.data_dir)
+            .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+    );
     let mut channels = Vec::new();
     let mut lines: BTreeMap<String, (u32, SerialSettings)> = BTreeMap::new();
     let mut ids: BTreeMap<u32, usize> = BTreeMap::new();
@@ -372,6 +442,10 @@ pub fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
     if errors.is_empty() {
         Ok(Config {
             dir: dir.to_path_buf(),
+            options: options.clone(),
+            migration,
+            board,
+            data_dir,
             hissrv,
             netsrv,
             gateway,
@@ -383,40 +457,6 @@ pub fn load_dir(dir: &Path) -> Result<Config, ConfigErrors> {
     } else {
         Err(ConfigErrors(errors))
     }
-}
-
-/// The line settings of an RTU channel: its parameters, with a logical port name resolved
-/// through the board (whose RS-485 settings apply unless the channel gives its own).
-fn resolve_serial(cfg: &ChannelConfig, board: Option<&Board>) -> Result<SerialSettings, String> {
-    let p = &cfg.parameters;
-    let name = p.device.clone().unwrap_or_default();
-    let (device, port_name, board_rs485) = if name.starts_with('/') {
-        (name, None, None)
-    } else {
-        let Some(board) = board else {
-            return Err(format!(
-                "parameters.device {name:?} is a port name, but voltage.yaml names no board (board: path/to/board.toml)"
-            ));
-        };
-        let Some(port) = board.ports.get(&name) else {
-            let known: Vec<&str> = board.ports.keys().map(String::as_str).collect();
-            return Err(format!(
-                "parameters.device {name:?} is not a port of board {:?}; its ports are: {}",
-                board.board,
-                known.join(", ")
-            ));
-        };
-        (port.device.clone(), Some(name), port.rs485.clone())
-    };
-    Ok(SerialSettings {
-        device,
-        port_name,
-        baud_rate: p.baud_rate.unwrap_or(9600),
-        data_bits: p.data_bits.unwrap_or(8),
-        parity: p.parity.unwrap_or(Parity::None),
-        stop_bits: p.stop_bits.unwrap_or(1),
-        rs485: p.rs485.clone().or(board_rs485),
-    })
 }
 
 /// Best-effort line of a channel entry in comsrv.yaml, for errors found after parsing.

@@ -57,14 +57,10 @@ pub(crate) async fn with_wal<T: Send + 'static>(
     .expect("history log task panicked")
 }
 
-/// The log directory of a configuration (relative paths are relative to the config dir).
+/// The log directory of a configuration (relative paths are relative to its data directory,
+/// which schema-1 configurations keep at the configuration directory).
 pub fn wal_dir(config: &Config, h: &HissrvConfig) -> PathBuf {
-    let d = PathBuf::from(&h.wal.dir);
-    if d.is_absolute() {
-        d
-    } else {
-        config.dir.join(d)
-    }
+    config.data_dir.join(&h.wal.dir)
 }
 
 /// Opens (and recovers) the history log of a configuration. The daemon opens it once and hands

@@ -4,6 +4,8 @@
 //! connects to Redis, loads the Redis Functions, starts the enabled services and turns SIGTERM /
 //! SIGINT into an orderly shutdown. Everything with behaviour lives in the library crates.
 
+mod health;
+mod notify;
 mod plan;
 mod token;
 
@@ -13,7 +15,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use voltage_core::config::{self, Config};
+use voltage_core::config::{self, Config, LoadOptions};
 use voltage_store::{FunctionsState, Store};
 
 /// Services of the product; the ones this build runs are marked in `available`.
@@ -42,9 +44,31 @@ enum Command {
         /// Run only these services (comma separated), e.g. `--only comsrv`.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+        /// Board file to use instead of voltage.yaml's `board:`.
+        #[arg(long, env = "VOLTAGE_BOARD")]
+        board: Option<PathBuf>,
     },
     /// Validate a configuration directory and list every problem with file:line:column.
-    CheckConfig { dir: PathBuf },
+    CheckConfig {
+        dir: PathBuf,
+        /// Board file to use instead of voltage.yaml's `board:`.
+        #[arg(long, env = "VOLTAGE_BOARD")]
+        board: Option<PathBuf>,
+    },
+    /// Validate a board file (board-configs/*.toml) and summarise it.
+    CheckBoard { file: PathBuf },
+    /// Ask the running daemon whether it is healthy: Redis up and every channel polled.
+    Health {
+        /// Configuration directory to take comsrv's address from.
+        #[arg(long, env = "VOLTAGE_CONFIG")]
+        config: Option<PathBuf>,
+        /// comsrv's HTTP address (overrides the configuration).
+        #[arg(long)]
+        addr: Option<String>,
+        /// Keep asking for up to this many seconds before giving up.
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
+    },
     /// Print the Modbus read plan: per channel and slave the requests, registers and bytes.
     Plan { dir: PathBuf },
     /// Manage the gateway's API tokens (DIR/gateway/tokens.yaml).
@@ -65,10 +89,23 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli.log_format);
     let result = match cli.command {
-        Command::CheckConfig { dir } => check_config(&dir),
-        Command::Plan { dir } => load(&dir).map(|c| emit(&plan::render(&c))),
+        Command::CheckConfig { dir, board } => check_config(&dir, &LoadOptions { board }),
+        Command::CheckBoard { file } => check_board(&file),
         Command::Token(cmd) => token::run(cmd),
-        Command::Run { config, only } => runtime().and_then(|rt| rt.block_on(run(&config, &only))),
+        Command::Plan { dir } => {
+            load(&dir, &LoadOptions::default()).map(|c| emit(&plan::render(&c)))
+        }
+        Command::Run {
+            config,
+            only,
+            board,
+        } => runtime().and_then(|rt| rt.block_on(run(&config, &only, &LoadOptions { board }))),
+        Command::Health { config, addr, wait } => runtime().and_then(|rt| {
+            rt.block_on(async {
+                let addr = health_addr(config.as_deref(), addr)?;
+                health::run(&addr, Duration::from_secs(wait)).await
+            })
+        }),
         Command::LoadFunctions { config, redis_url } => {
             runtime().and_then(|rt| rt.block_on(load_functions(config.as_deref(), redis_url)))
         }
@@ -109,13 +146,66 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn load(dir: &Path) -> anyhow::Result<Config> {
-    config::load_dir(dir)
+fn load(dir: &Path, options: &LoadOptions) -> anyhow::Result<Config> {
+    config::load_dir_with(dir, options)
         .map_err(|e| anyhow::anyhow!("{} problem(s) in {}:\n{e}", e.0.len(), dir.display()))
 }
 
-fn check_config(dir: &Path) -> anyhow::Result<()> {
-    let c = load(dir)?;
+fn check_board(file: &Path) -> anyhow::Result<()> {
+    let name = file.display().to_string();
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {name}"))?;
+    let b = config::check_board(&name, &text)
+        .map_err(|e| anyhow::anyhow!("{} problem(s) in {name}:\n{e}", e.0.len()))?;
+    let target = b
+        .target
+        .as_ref()
+        .map(|t| format!("{}, MACHINE {}", t.rust_target, t.yocto_machine))
+        .unwrap_or_else(|| "no target".into());
+    println!(
+        "{name}: OK (board {}, {target}, {} serial ports, {} CAN, {} GPIO)",
+        b.board,
+        b.ports.len(),
+        b.can.len(),
+        b.gpio.len()
+    );
+    for (n, p) in &b.ports {
+        let dir = match p.direction() {
+            Some(config::Direction::Rts) => "RS-485, DE on RTS".to_string(),
+            Some(config::Direction::Gpio) => format!(
+                "RS-485, DE on GPIO {}",
+                p.direction_gpio.as_deref().unwrap_or("?")
+            ),
+            Some(config::Direction::Auto) => "RS-485, automatic direction".to_string(),
+            None => "plain serial".to_string(),
+        };
+        println!("  port {n}: {} ({dir})", p.device);
+    }
+    Ok(())
+}
+
+/// comsrv's HTTP address: `--addr`, else the configuration's comsrv bind and port.
+fn health_addr(dir: Option<&Path>, addr: Option<String>) -> anyhow::Result<String> {
+    if let Some(a) = addr {
+        return Ok(a);
+    }
+    let c = match dir {
+        Some(d) => load(d, &LoadOptions::default())?.voltage,
+        None => config::VoltageConfig::default(),
+    };
+    let s = &c.services.comsrv;
+    let host = if s.bind == "0.0.0.0" || s.bind == "::" {
+        "127.0.0.1"
+    } else {
+        &s.bind
+    };
+    Ok(format!("{host}:{}", s.port))
+}
+
+fn check_config(dir: &Path, options: &LoadOptions) -> anyhow::Result<()> {
+    let c = load(dir, options)?;
+    for n in &c.migration.notes {
+        println!("migrated: {n}");
+    }
     let templates =
         modsrv::template::load_dir(&dir.join("modsrv").join("templates")).map_err(|e| {
             anyhow::anyhow!(e
@@ -142,7 +232,7 @@ fn check_config(dir: &Path) -> anyhow::Result<()> {
 }
 
 fn redis_url(c: &Config) -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| c.voltage.redis.url.clone())
+    std::env::var("REDIS_URL").unwrap_or_else(|_| c.voltage.redis_url())
 }
 
 /// Connects to Redis, retrying with backoff until it answers or shutdown is requested.
@@ -177,7 +267,7 @@ async fn ensure_functions(store: &Store) {
     }
 }
 
-async fn run(dir: &Path, only: &[String]) -> anyhow::Result<()> {
+async fn run(dir: &Path, only: &[String], options: &LoadOptions) -> anyhow::Result<()> {
     for s in only {
         if !SERVICES.contains(&s.as_str()) {
             bail!(
@@ -192,7 +282,10 @@ async fn run(dir: &Path, only: &[String]) -> anyhow::Result<()> {
             );
         }
     }
-    let cfg = load(dir)?;
+    let cfg = load(dir, options)?;
+    for n in &cfg.migration.notes {
+        tracing::info!(note = %n, "configuration migrated in memory");
+    }
     let (stop_tx, stop) = comsrv::Shutdown::new();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -341,9 +434,26 @@ async fn run(dir: &Path, only: &[String]) -> anyhow::Result<()> {
     if running.is_empty() {
         tracing::warn!("no service to run");
     }
+    notify::notify(&format!(
+        "READY=1\nSTATUS={} services running",
+        running.len()
+    ));
+    if let Some(every) = notify::watchdog_interval() {
+        let mut s = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                notify::notify("WATCHDOG=1");
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = s.wait() => break,
+                }
+            }
+        });
+    }
     for r in running {
         let _ = r.await;
     }
+    notify::notify("STOPPING=1");
     tracing::info!("voltage stopped");
     Ok(())
 }
@@ -412,7 +522,7 @@ async fn wait_for_signal() {
 async fn load_functions(dir: Option<&Path>, url: Option<String>) -> anyhow::Result<()> {
     let url = match (url, dir) {
         (Some(u), _) => u,
-        (None, Some(d)) => redis_url(&load(d)?),
+        (None, Some(d)) => redis_url(&load(d, &LoadOptions::default())?),
         (None, None) => {
             std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
         }

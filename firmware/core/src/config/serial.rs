@@ -1,14 +1,8 @@
-//! Serial line settings of RTU channels, and board configurations that map logical port names
-//! (`rs485-1`) to device paths and their RS-485 settings.
-//!
-//! Why boards: the same site configuration is flashed onto different controller models, whose
-//! RS-485 ports are different UARTs (`/dev/ttymxc2` here, `/dev/ttyS1` there) with different
-//! driver-enable wiring. Channels name the port as printed on the housing; the board file, chosen
-//! per device in `voltage.yaml` (`board:`), supplies the rest.
+//! Serial line settings of RTU channels, resolved from a channel's parameters and, for a
+//! logical port name (`rs485-1`), from the board file (see [`super::board`]).
 
-use crate::error::ConfigError;
+use super::{Board, ChannelConfig};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// Kernel RS-485 mode (`TIOCSRS485`), see `Documentation/driver-api/serial/serial-rs485.rst`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -81,53 +75,46 @@ impl SerialSettings {
     }
 }
 
-/// One port of a board.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BoardPort {
-    pub device: String,
-    #[serde(default)]
-    pub description: String,
-    pub rs485: Option<Rs485Config>,
-}
-
-/// `board-configs/<board>.toml`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Board {
-    pub board: String,
-    #[serde(default)]
-    pub description: String,
-    #[serde(default)]
-    pub ports: BTreeMap<String, BoardPort>,
-}
-
-/// Parses a board file, with located errors.
-pub fn parse_board(file: &str, text: &str) -> Result<Board, ConfigError> {
-    toml::from_str::<Board>(text).map_err(|e| match e.span() {
-        Some(span) => {
-            let (line, col) = line_col(text, span.start);
-            ConfigError::at(file, line, col, e.message().to_string())
-        }
-        None => ConfigError::file(file, e.message().to_string()),
+/// The line settings of an RTU channel: its parameters, with a logical port name resolved
+/// through the board (whose RS-485 settings apply unless the channel gives its own).
+pub(super) fn resolve_serial(
+    cfg: &ChannelConfig,
+    board: Option<&Board>,
+) -> Result<SerialSettings, String> {
+    let p = &cfg.parameters;
+    let name = p.device.clone().unwrap_or_default();
+    let (device, port_name, board_rs485) = if name.starts_with('/') {
+        (name, None, None)
+    } else {
+        let Some(board) = board else {
+            return Err(format!(
+                "parameters.device {name:?} is a port name, but voltage.yaml names no board (board: path/to/board.toml)"
+            ));
+        };
+        let Some(port) = board.ports.get(&name) else {
+            let known: Vec<&str> = board.ports.keys().map(String::as_str).collect();
+            return Err(format!(
+                "parameters.device {name:?} is not a port of board {:?}; its ports are: {}",
+                board.board,
+                known.join(", ")
+            ));
+        };
+        (port.device.clone(), Some(name), port.rs485.clone())
+    };
+    Ok(SerialSettings {
+        device,
+        port_name,
+        baud_rate: p.baud_rate.unwrap_or(9600),
+        data_bits: p.data_bits.unwrap_or(8),
+        parity: p.parity.unwrap_or(Parity::None),
+        stop_bits: p.stop_bits.unwrap_or(1),
+        rs485: p.rs485.clone().or(board_rs485),
     })
-}
-
-fn line_col(text: &str, offset: usize) -> (u64, u64) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() as u64 + 1;
-    let col = before
-        .rsplit('\n')
-        .next()
-        .map(|l| l.chars().count())
-        .unwrap_or(0) as u64
-        + 1;
-    (line, col)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::super::parse_board;
 
     #[test]
     fn a_board_maps_logical_ports_to_devices() {

@@ -31,7 +31,7 @@ fn tcp_dir() -> tempfile::TempDir {
 fn a_minimal_directory_loads_with_defaults() {
     let d = tcp_dir();
     let c = load_dir(d.path()).unwrap();
-    assert_eq!(c.voltage.redis.url, "redis://127.0.0.1:6379");
+    assert_eq!(c.voltage.redis_url(), "redis://127.0.0.1:6379");
     assert_eq!(c.voltage.services.comsrv.port, 6000);
     assert_eq!(c.channels.len(), 1);
     assert_eq!(c.channels[0].points.len(), 1);
