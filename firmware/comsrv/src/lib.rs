@@ -12,6 +12,7 @@
 //! sender in the daemon on SIGTERM) stops every task, waiting for in-flight polls to end.
 
 mod commands;
+mod driver;
 mod grpc;
 mod http;
 mod modbus;

@@ -18,44 +18,37 @@ mod check;
 mod client;
 mod write;
 
-use crate::modbus::merge;
-use crate::poll::{format_point, now_ms, QualityMarks, Tally};
+use crate::driver::{drive, Driver, Outbox};
+use crate::poll::{format_point, now_ms, Tally};
 use crate::supervisor::StatusView;
 use crate::write::WriteRequest;
 use crate::Shutdown;
 use client::{CallError, Client};
-use rand::SeedableRng;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use voltage_core::config::{Channel, ChannelParams, PluginEndpoint};
-use voltage_core::health::Backoff;
 use voltage_core::points::Source;
 use voltage_core::PointType;
 use voltage_plugin::v1;
-use voltage_store::{Quality, StatsDelta, Store};
+use voltage_store::{Quality, Store};
 
 pub(crate) struct Loop {
     channel: Channel,
-    store: Store,
-    view: StatusView,
+    out: Outbox,
     endpoint: PluginEndpoint,
     client: Option<Client>,
     /// Index into `channel.points` and the wire form of every mapped point.
     refs: Vec<(usize, v1::PointRef)>,
     max_answer: usize,
     ever_connected: bool,
-    consecutive_errors: u64,
-    carry: StatsDelta,
-    carry_errors: u64,
-    marks: QualityMarks,
 }
 
 pub async fn run(
     channel: Channel,
     store: Store,
     view: StatusView,
-    mut stop: Shutdown,
-    mut writes: mpsc::Receiver<WriteRequest>,
+    stop: Shutdown,
+    writes: mpsc::Receiver<WriteRequest>,
 ) {
     let p = channel.config.parameters.clone();
     let endpoint = channel
@@ -78,56 +71,52 @@ pub async fn run(
             _ => None,
         })
         .collect();
-    let mut l = Loop {
+    let l = Loop {
+        out: Outbox::new(store, view),
         max_answer: client::max_answer_bytes(refs.len()),
         channel,
-        store,
-        view,
         endpoint,
         client: None,
         refs,
         ever_connected: false,
-        consecutive_errors: 0,
-        carry: StatsDelta::default(),
-        carry_errors: 0,
-        marks: QualityMarks::default(),
     };
-    let mut backoff = Backoff::new(p.reconnect_initial(), p.reconnect_max());
-    let mut rng = rand::rngs::StdRng::from_os_rng();
-    let mut tick = tokio::time::interval(p.poll_interval());
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     tracing::info!(channel = l.channel.id(), endpoint = %l.endpoint, points = l.refs.len(), "plugin channel started");
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            Some(req) = writes.recv() => {
-                write::execute(&mut l, req, &p).await;
-                continue;
-            }
-            _ = stop.wait() => break,
-        }
-        let mut tally = Tally::default();
-        if l.client.is_none() && !l.reconnect(&mut tally, &p, &mut stop).await {
-            if stop.is_set() {
-                break;
-            }
-            l.finish(tally).await;
-            let delay = backoff.next_delay(&mut rng);
-            tracing::debug!(
-                channel = l.channel.id(),
-                delay_ms = delay.as_millis() as u64,
-                "plugin reconnect backoff"
-            );
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => continue,
-                _ = stop.wait() => break,
-            }
-        }
-        backoff.reset();
-        l.poll(&mut tally, &p).await;
-        l.finish(tally).await;
+    drive(l, p, writes, stop, "plugin").await;
+}
+
+impl Driver for Loop {
+    fn id(&self) -> u32 {
+        self.channel.id()
     }
-    tracing::info!(channel = l.channel.id(), "plugin channel stopped");
+
+    fn needs_connect(&self) -> bool {
+        self.client.is_none()
+    }
+
+    async fn reconnect(
+        &mut self,
+        tally: &mut Tally,
+        p: &ChannelParams,
+        stop: &mut Shutdown,
+    ) -> bool {
+        Loop::reconnect(self, tally, p, stop).await
+    }
+
+    async fn poll(&mut self, tally: &mut Tally, p: &ChannelParams, _stop: &mut Shutdown) {
+        Loop::poll(self, tally, p).await
+    }
+
+    async fn finish(&mut self, tally: Tally) {
+        Loop::finish(self, tally).await
+    }
+
+    async fn write(&mut self, req: WriteRequest, p: &ChannelParams) {
+        write::execute(self, req, p).await
+    }
+
+    async fn close(&mut self) {
+        self.client = None;
+    }
 }
 
 impl Loop {
@@ -154,7 +143,7 @@ impl Loop {
             }
             Err(e) => {
                 tally.stats().connection_errors += 1;
-                if self.consecutive_errors == 0 {
+                if self.out.consecutive_errors == 0 {
                     tracing::warn!(channel = self.channel.id(), endpoint = %self.endpoint, error = %e, "plugin connection failed");
                 }
                 tally.error(e);
@@ -280,30 +269,9 @@ impl Loop {
                 })
                 .collect();
         }
-        self.consecutive_errors = if tally.errors > 0 {
-            self.consecutive_errors + 1
-        } else {
-            0
-        };
         let marks = std::mem::take(&mut tally.marks);
-        let b = &mut tally.batch;
-        b.at_ms = now_ms();
-        b.quality = self.marks.changes(&marks);
-        merge(&mut b.stats, &std::mem::take(&mut self.carry));
-        b.status.connected = connected;
-        b.status.new_errors = tally.errors + std::mem::take(&mut self.carry_errors);
-        b.status.consecutive_errors = self.consecutive_errors;
-        b.status.last_error = tally.last_error.clone();
-        b.status.success_at_ms = tally.any_success.then_some(b.at_ms);
-        self.view
-            .update(self.channel.id(), connected, tally.last_error.as_deref());
-        match self.store.write_poll(self.channel.id(), b).await {
-            Ok(()) => self.marks.written(marks),
-            Err(e) => {
-                tracing::warn!(channel = self.channel.id(), error = %e, "cannot write poll to redis; counters carried to the next poll");
-                self.carry = std::mem::take(&mut b.stats);
-                self.carry_errors = b.status.new_errors;
-            }
-        }
+        self.out
+            .commit(self.channel.id(), tally, connected, marks, None)
+            .await;
     }
 }

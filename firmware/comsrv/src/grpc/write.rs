@@ -206,5 +206,5 @@ pub async fn execute(l: &mut Loop, req: WriteRequest, p: &ChannelParams) {
         error,
         at_ms: now_ms(),
     };
-    crate::write::finish(&l.store, outcome, req.reply).await;
+    crate::write::finish(&l.out.store, outcome, req.reply).await;
 }

@@ -19,17 +19,17 @@ pub mod link;
 pub mod rs485;
 pub mod write;
 
-use crate::poll::{decode_block, now_ms, BlockData, QualityMarks, Tally};
+use crate::driver::{drive, Driver, Outbox};
+use crate::poll::{decode_block, now_ms, BlockData, Tally};
 use crate::supervisor::StatusView;
 use crate::Shutdown;
 use line::Priority;
 use link::{CallError, Link, Op, Reply};
-use rand::SeedableRng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 use tokio::sync::mpsc;
 use voltage_core::config::{Channel, ChannelParams};
-use voltage_core::health::{Backoff, SlaveHealth};
+use voltage_core::health::SlaveHealth;
 use voltage_core::plan::{self, ReadBlock};
 use voltage_core::points::Source;
 use voltage_store::{Quality, StatsDelta, Store};
@@ -63,26 +63,13 @@ fn exception_name(code: u8) -> String {
     format!("exception {code:02X} ({name})")
 }
 
-/// Sleeps for `d` unless shutdown comes first; returns false on shutdown.
-async fn pause(d: std::time::Duration, stop: &mut Shutdown) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep(d) => true,
-        _ = stop.wait() => false,
-    }
-}
-
 pub(crate) struct Loop {
     pub channel: Channel,
-    store: Store,
-    view: StatusView,
+    out: Outbox,
     pub link: Link,
     plan: Vec<ReadBlock>,
     health: BTreeMap<u8, SlaveHealth>,
     ever_connected: bool,
-    consecutive_errors: u64,
-    carry: StatsDelta,
-    carry_errors: u64,
-    marks: QualityMarks,
 }
 
 pub async fn run(
@@ -90,8 +77,8 @@ pub async fn run(
     link: Link,
     store: Store,
     view: StatusView,
-    mut stop: Shutdown,
-    mut writes: mpsc::Receiver<write::WriteRequest>,
+    stop: Shutdown,
+    writes: mpsc::Receiver<write::WriteRequest>,
 ) {
     let p = channel.config.parameters.clone();
     let plan = read_plan(&channel);
@@ -107,56 +94,51 @@ pub async fn run(
             )
         })
         .collect();
-    let mut l = Loop {
+    let l = Loop {
         channel,
-        store,
-        view,
+        out: Outbox::new(store, view),
         link,
         plan,
         health,
         ever_connected: false,
-        consecutive_errors: 0,
-        carry: StatsDelta::default(),
-        carry_errors: 0,
-        marks: QualityMarks::default(),
     };
-    let mut backoff = Backoff::new(p.reconnect_initial(), p.reconnect_max());
-    let mut rng = rand::rngs::StdRng::from_os_rng();
-    let mut tick = tokio::time::interval(p.poll_interval());
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     tracing::info!(channel = l.channel.id(), link = %l.link.describe(), requests = l.plan.len(), "modbus channel started");
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            Some(req) = writes.recv() => {
-                write::execute(&mut l, req, &p).await;
-                continue;
-            }
-            _ = stop.wait() => break,
-        }
-        let mut tally = Tally::default();
-        if l.link.needs_connect() && !l.reconnect(&mut tally, &p, &mut stop).await {
-            if stop.is_set() {
-                break;
-            }
-            l.finish(tally).await;
-            let delay = backoff.next_delay(&mut rng);
-            tracing::debug!(
-                channel = l.channel.id(),
-                delay_ms = delay.as_millis() as u64,
-                "reconnect backoff"
-            );
-            if !pause(delay, &mut stop).await {
-                break;
-            }
-            continue;
-        }
-        backoff.reset();
-        l.poll(&mut tally, &p, &mut stop).await;
-        l.finish(tally).await;
+    drive(l, p, writes, stop, "modbus").await;
+}
+
+impl Driver for Loop {
+    fn id(&self) -> u32 {
+        self.channel.id()
     }
-    l.link.close().await;
-    tracing::info!(channel = l.channel.id(), "modbus channel stopped");
+
+    fn needs_connect(&self) -> bool {
+        self.link.needs_connect()
+    }
+
+    async fn reconnect(
+        &mut self,
+        tally: &mut Tally,
+        p: &ChannelParams,
+        stop: &mut Shutdown,
+    ) -> bool {
+        Loop::reconnect(self, tally, p, stop).await
+    }
+
+    async fn poll(&mut self, tally: &mut Tally, p: &ChannelParams, stop: &mut Shutdown) {
+        Loop::poll(self, tally, p, stop).await
+    }
+
+    async fn finish(&mut self, tally: Tally) {
+        Loop::finish(self, tally).await
+    }
+
+    async fn write(&mut self, req: write::WriteRequest, p: &ChannelParams) {
+        write::execute(self, req, p).await
+    }
+
+    async fn close(&mut self) {
+        self.link.close().await
+    }
 }
 
 impl Loop {
@@ -182,7 +164,7 @@ impl Loop {
             }
             Err(e) => {
                 tally.stats().connection_errors += 1;
-                if self.consecutive_errors == 0 {
+                if self.out.consecutive_errors == 0 {
                     tracing::warn!(channel = self.channel.id(), error = %e, "connection failed");
                 }
                 tally.error(e);
@@ -318,16 +300,11 @@ impl Loop {
         tally.batch.poll_ms = started.elapsed().as_millis() as u64;
     }
 
-    pub(crate) async fn finish(&mut self, mut tally: Tally) {
+    pub(crate) async fn finish(&mut self, tally: Tally) {
         let connected = self.link.is_up()
             && (tally.any_success || tally.errors == 0 || !matches!(self.link, Link::Rtu { .. }));
-        self.consecutive_errors = if tally.errors > 0 {
-            self.consecutive_errors + 1
-        } else {
-            0
-        };
         // Values of an unreachable link, or of a backed-off slave, are the last good ones.
-        let marks: std::collections::BTreeMap<_, _> = self
+        let marks: BTreeMap<_, _> = self
             .channel
             .points
             .iter()
@@ -339,36 +316,20 @@ impl Loop {
             })
             .map(|pt| ((pt.kind, pt.def.point_id), Quality::Stale))
             .collect();
-        let b = &mut tally.batch;
-        b.at_ms = now_ms();
-        b.quality = self.marks.changes(&marks);
-        merge(&mut b.stats, &std::mem::take(&mut self.carry));
-        b.status.connected = connected;
-        b.status.new_errors = tally.errors + std::mem::take(&mut self.carry_errors);
-        b.status.consecutive_errors = self.consecutive_errors;
-        b.status.last_error = tally.last_error.clone();
-        b.status.success_at_ms = tally.any_success.then_some(b.at_ms);
-        b.status.offline_slaves = self
+        let offline = self
             .health
             .iter()
             .filter(|(_, h)| h.is_offline())
             .map(|(s, _)| s.to_string())
             .collect::<Vec<_>>()
             .join(",");
-        self.view
-            .update(self.channel.id(), connected, tally.last_error.as_deref());
-        match self.store.write_poll(self.channel.id(), b).await {
-            Ok(()) => self.marks.written(marks),
-            Err(e) => {
-                tracing::warn!(channel = self.channel.id(), error = %e, "cannot write poll to redis; counters carried to the next poll");
-                self.carry = std::mem::take(&mut b.stats);
-                self.carry_errors = b.status.new_errors;
-            }
-        }
+        self.out
+            .commit(self.channel.id(), tally, connected, marks, Some(offline))
+            .await;
     }
 
     pub(crate) fn store(&self) -> &Store {
-        &self.store
+        &self.out.store
     }
 }
 
