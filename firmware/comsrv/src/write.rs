@@ -5,9 +5,12 @@
 //! never clamped), written, **read back**, and only `verified` when the read-back equals the
 //! written value; the read-back goes to `comsrv:{ch}:C|A` and every write to the audit list.
 
-use crate::poll::now_ms;
+use crate::poll::{format_point, now_ms};
 use serde::Serialize;
+use std::future::Future;
 use tokio::sync::oneshot;
+use voltage_core::command::{self, WritePlan};
+use voltage_core::points::Point;
 use voltage_core::PointType;
 use voltage_store::Store;
 
@@ -102,4 +105,75 @@ pub async fn finish(store: &Store, outcome: WriteOutcome, reply: oneshot::Sender
         tracing::warn!(channel = ch, error = %e, "cannot record write in redis");
     }
     let _ = reply.send(outcome);
+}
+
+/// One write to the device and its read-back: (written, verified, raw read-back, error).
+pub type Step = (bool, bool, Option<f64>, Option<String>);
+
+/// A point on a device as a write sees it; each protocol provides one per write.
+pub trait WriteTarget: Send {
+    /// The point's raw value now.
+    fn read(&mut self) -> impl Future<Output = Result<f64, String>> + Send;
+    /// Writes `raw` and reads it back.
+    fn write_verified(&mut self, raw: f64) -> impl Future<Output = Step> + Send;
+}
+
+/// The raw values a request writes, or why it is refused (out of range, not writable).
+pub fn plan(point: &Point, req: &WriteRequest) -> Result<WritePlan, String> {
+    match req.kind {
+        PointType::Control => command::plan_control(&point.def, req.value),
+        PointType::Adjustment => {
+            command::plan_adjustment(&point.def, req.value).map(|raw| WritePlan::Single { raw })
+        }
+        _ => Err(format!("{} points cannot be written", req.kind)),
+    }
+}
+
+/// Reads the old value, carries out `plan` (a pulse: on, wait, off) through `target` and says
+/// how it ended; the same sequence for every protocol.
+pub async fn perform<T: WriteTarget>(
+    channel_id: u32,
+    point: &Point,
+    req: &WriteRequest,
+    plan: WritePlan,
+    target: &mut T,
+) -> WriteOutcome {
+    let old = target.read().await.ok().map(|raw| format_point(point, raw));
+    let (written, verified, back, error) = match plan {
+        WritePlan::Single { raw } => target.write_verified(raw).await,
+        WritePlan::Pulse { on, off, ms } => {
+            let first = target.write_verified(on).await;
+            if first.0 {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                let second = target.write_verified(off).await;
+                (
+                    first.0 && second.0,
+                    first.1 && second.1,
+                    second.2,
+                    first.3.or(second.3),
+                )
+            } else {
+                first
+            }
+        }
+    };
+    let status = match (written, verified) {
+        (true, true) => WriteStatus::Verified,
+        (true, false) => WriteStatus::Unverified,
+        _ => WriteStatus::DeviceError,
+    };
+    WriteOutcome {
+        status,
+        channel_id,
+        point_type: req.kind.letter(),
+        point_id: req.point_id,
+        requested: req.value,
+        requested_by: req.requested_by.clone(),
+        written,
+        verified,
+        old_value: old,
+        read_back: back.map(|raw| format_point(point, raw)),
+        error,
+        at_ms: now_ms(),
+    }
 }

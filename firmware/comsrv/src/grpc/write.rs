@@ -4,14 +4,12 @@
 
 use super::client::{self, CallError};
 use super::{check, Loop};
-use crate::poll::{format_point, now_ms, Tally};
+use crate::poll::{now_ms, Tally};
 use crate::write::{WriteOutcome, WriteRequest, WriteStatus};
 use crate::Shutdown;
 use std::time::Duration;
-use voltage_core::command::{self, WritePlan};
 use voltage_core::config::ChannelParams;
 use voltage_core::points::{Point, Source};
-use voltage_core::PointType;
 use voltage_plugin::v1;
 
 /// Whether a read-back `got` shows the written `want` (binary points by state; numbers equal
@@ -143,14 +141,7 @@ pub async fn execute(l: &mut Loop, req: WriteRequest, p: &ChannelParams) {
         let _ = req.reply.send(reject(WriteStatus::NotFound, msg));
         return;
     };
-    let plan = match req.kind {
-        PointType::Control => command::plan_control(&point.def, req.value),
-        PointType::Adjustment => {
-            command::plan_adjustment(&point.def, req.value).map(|raw| WritePlan::Single { raw })
-        }
-        _ => Err(format!("{} points cannot be written", req.kind)),
-    };
-    let plan = match plan {
+    let plan = match crate::write::plan(&point, &req) {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(channel = ch, point = req.point_id, by = %req.requested_by, error = %e, "write refused");
@@ -162,49 +153,34 @@ pub async fn execute(l: &mut Loop, req: WriteRequest, p: &ChannelParams) {
         let _ = req.reply.send(reject(WriteStatus::DeviceError, e));
         return;
     }
-    let t = p.timeout();
-    let old = l
-        .read_one(&r, &point, t)
-        .await
-        .ok()
-        .map(|raw| format_point(&point, raw));
-    let by = req.requested_by.clone();
-    let (written, verified, back, error) = match plan {
-        WritePlan::Single { raw } => l.write_verified(&r, &point, raw, &by, t).await,
-        WritePlan::Pulse { on, off, ms } => {
-            let first = l.write_verified(&r, &point, on, &by, t).await;
-            if first.0 {
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-                let second = l.write_verified(&r, &point, off, &by, t).await;
-                (
-                    first.0 && second.0,
-                    first.1 && second.1,
-                    second.2,
-                    first.3.or(second.3),
-                )
-            } else {
-                first
-            }
-        }
+    let mut target = Target {
+        l: &mut *l,
+        r: &r,
+        point: &point,
+        by: &req.requested_by,
+        t: p.timeout(),
     };
-    let status = match (written, verified) {
-        (true, true) => WriteStatus::Verified,
-        (true, false) => WriteStatus::Unverified,
-        _ => WriteStatus::DeviceError,
-    };
-    let outcome = WriteOutcome {
-        status,
-        channel_id: ch,
-        point_type: req.kind.letter(),
-        point_id: req.point_id,
-        requested: req.value,
-        requested_by: by,
-        written,
-        verified,
-        old_value: old,
-        read_back: back.map(|raw| format_point(&point, raw)),
-        error,
-        at_ms: now_ms(),
-    };
+    let outcome = crate::write::perform(ch, &point, &req, plan, &mut target).await;
     crate::write::finish(&l.out.store, outcome, req.reply).await;
+}
+
+/// A plugin point as the shared write sequence sees it.
+struct Target<'a> {
+    l: &'a mut Loop,
+    r: &'a v1::PointRef,
+    point: &'a Point,
+    by: &'a str,
+    t: Duration,
+}
+
+impl crate::write::WriteTarget for Target<'_> {
+    async fn read(&mut self) -> Result<f64, String> {
+        self.l.read_one(self.r, self.point, self.t).await
+    }
+
+    async fn write_verified(&mut self, raw: f64) -> crate::write::Step {
+        self.l
+            .write_verified(self.r, self.point, raw, self.by, self.t)
+            .await
+    }
 }

@@ -9,15 +9,13 @@
 use super::line::Priority;
 use super::link::{CallError, Op, Reply};
 use super::{exception_name, Loop};
-use crate::poll::{format_point, now_ms, Tally};
+use crate::poll::Tally;
 pub use crate::write::{WriteOutcome, WriteRequest, WriteStatus};
 use crate::Shutdown;
 use voltage_core::codec;
-use voltage_core::command::{self, WritePlan};
 use voltage_core::config::ChannelParams;
 use voltage_core::points::{ModbusMapping, Point, Source};
 use voltage_core::types::{DataType, ReadFunction};
-use voltage_core::PointType;
 
 /// Reads the raw value of `m` from the device.
 async fn read_raw(
@@ -204,14 +202,7 @@ pub async fn execute(l: &mut Loop, req: WriteRequest, p: &ChannelParams) {
         ));
         return;
     };
-    let plan = match req.kind {
-        PointType::Control => command::plan_control(&point.def, req.value),
-        PointType::Adjustment => {
-            command::plan_adjustment(&point.def, req.value).map(|raw| WritePlan::Single { raw })
-        }
-        _ => Err(format!("{} points cannot be written", req.kind)),
-    };
-    let plan = match plan {
+    let plan = match crate::write::plan(&point, &req) {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(channel = ch, point = req.point_id, by = %req.requested_by, error = %e, "write refused");
@@ -220,47 +211,30 @@ pub async fn execute(l: &mut Loop, req: WriteRequest, p: &ChannelParams) {
         }
     };
     let (_keep, mut stop) = Shutdown::new();
-    let old = read_raw(l, &m, p, &mut stop)
-        .await
-        .ok()
-        .map(|raw| format_point(&point, raw));
-    let (written, verified, back, error) = match plan {
-        WritePlan::Single { raw } => write_verified(l, &m, raw, p, &mut stop).await,
-        WritePlan::Pulse { on, off, ms } => {
-            let first = write_verified(l, &m, on, p, &mut stop).await;
-            if first.0 {
-                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-                let second = write_verified(l, &m, off, p, &mut stop).await;
-                (
-                    first.0 && second.0,
-                    first.1 && second.1,
-                    second.2,
-                    first.3.or(second.3),
-                )
-            } else {
-                first
-            }
-        }
+    let mut target = Target {
+        l: &mut *l,
+        m: &m,
+        p,
+        stop: &mut stop,
     };
-    let read_back = back.map(|raw| format_point(&point, raw));
-    let status = match (written, verified) {
-        (true, true) => WriteStatus::Verified,
-        (true, false) => WriteStatus::Unverified,
-        _ => WriteStatus::DeviceError,
-    };
-    let outcome = WriteOutcome {
-        status,
-        channel_id: ch,
-        point_type: req.kind.letter(),
-        point_id: req.point_id,
-        requested: req.value,
-        requested_by: req.requested_by.clone(),
-        written,
-        verified,
-        old_value: old,
-        read_back: read_back.clone(),
-        error,
-        at_ms: now_ms(),
-    };
+    let outcome = crate::write::perform(ch, &point, &req, plan, &mut target).await;
     crate::write::finish(l.store(), outcome, req.reply).await;
+}
+
+/// A Modbus point as the shared write sequence sees it.
+struct Target<'a> {
+    l: &'a mut Loop,
+    m: &'a ModbusMapping,
+    p: &'a ChannelParams,
+    stop: &'a mut Shutdown,
+}
+
+impl crate::write::WriteTarget for Target<'_> {
+    async fn read(&mut self) -> Result<f64, String> {
+        read_raw(self.l, self.m, self.p, self.stop).await
+    }
+
+    async fn write_verified(&mut self, raw: f64) -> crate::write::Step {
+        write_verified(self.l, self.m, raw, self.p, self.stop).await
+    }
 }
