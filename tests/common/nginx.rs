@@ -42,28 +42,24 @@ impl Nginx {
              fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  include {d}/site.conf;\n}}\n"
         );
         std::fs::write(dir.path().join("nginx.conf"), main).unwrap();
-        let test = std::process::Command::new(binary())
-            .arg("-t")
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .arg("-e")
-            .arg(dir.path().join("error.log"))
-            .output()
-            .expect("nginx -t");
+        // nginx with this prefix, configuration and error log (the config check, then the server).
+        let nginx = || {
+            let mut c = std::process::Command::new(binary());
+            c.arg("-p")
+                .arg(dir.path())
+                .arg("-c")
+                .arg(dir.path().join("nginx.conf"))
+                .arg("-e")
+                .arg(dir.path().join("error.log"));
+            c
+        };
+        let test = nginx().arg("-t").output().expect("nginx -t");
         assert!(
             test.status.success(),
             "nginx -t: {}",
             String::from_utf8_lossy(&test.stderr)
         );
-        let child = std::process::Command::new(binary())
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .arg("-e")
-            .arg(dir.path().join("error.log"))
+        let child = nginx()
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
