@@ -330,3 +330,5 @@ async fn tc_e2e_001_device_to_alarm_pipeline() {
     );
     assert!(d.stop().await.success());
 }
+#[path = "data_flow/tls.rs"]
+mod tls;

@@ -9,6 +9,7 @@ pub mod influx;
 pub mod mqtt;
 pub mod nginx;
 pub mod peers;
+pub mod pki;
 pub mod plugin;
 pub mod proxy;
 pub mod redis_server;

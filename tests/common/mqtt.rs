@@ -7,20 +7,33 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub struct Mosquitto {
+    /// The plain listener (tests subscribe here).
     pub port: u16,
+    /// A further listener's port and its settings (e.g. TLS), if any.
+    pub extra: Option<(u16, String)>,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
 
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 impl Mosquitto {
     pub async fn start() -> Mosquitto {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        Mosquitto::start_with(None).await
+    }
+
+    /// A broker with a second listener on a free port, configured by `settings` (mosquitto.conf
+    /// lines that follow its `listener` line, e.g. `cafile`/`certfile`/`keyfile`).
+    pub async fn start_with(settings: Option<&str>) -> Mosquitto {
         let mut m = Mosquitto {
-            port,
+            port: free_port(),
+            extra: settings.map(|s| (free_port(), s.to_string())),
             dir: tempfile::tempdir().unwrap(),
             child: None,
         };
@@ -31,15 +44,15 @@ impl Mosquitto {
     pub async fn restart(&mut self) {
         let d = self.dir.path();
         let conf = d.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nautosave_interval 1\nlog_dest none\n",
-                self.port,
-                d.display()
-            ),
-        )
-        .unwrap();
+        let mut text = format!(
+            "allow_anonymous true\npersistence true\npersistence_location {}/\nautosave_interval 1\nlog_dest none\nlistener {} 127.0.0.1\n",
+            d.display(),
+            self.port,
+        );
+        if let Some((port, settings)) = &self.extra {
+            text.push_str(&format!("listener {port} 127.0.0.1\n{settings}\n"));
+        }
+        std::fs::write(&conf, text).unwrap();
         self.child = Some(
             Command::new("mosquitto")
                 .arg("-c")

@@ -33,6 +33,11 @@ impl Nginx {
         let site = site
             .replace("listen 80;", &format!("listen 127.0.0.1:{port};"))
             .replace("127.0.0.1:6005", &format!("127.0.0.1:{gateway_port}"));
+        Nginx::with_site(port, &site)
+    }
+
+    /// Starts nginx with the `site` configuration (an `http` block's content) listening on `port`.
+    pub fn with_site(port: u16, site: &str) -> Nginx {
         let dir = tempfile::tempdir().expect("temp dir");
         let d = dir.path().display();
         std::fs::write(dir.path().join("site.conf"), site).unwrap();

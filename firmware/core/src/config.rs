@@ -19,6 +19,7 @@ mod hissrv;
 mod netsrv;
 pub mod schema;
 mod serial;
+mod tls;
 mod voltage;
 pub use board::*;
 pub use channel::*;
@@ -26,6 +27,7 @@ pub use gateway::*;
 pub use hissrv::*;
 pub use netsrv::*;
 pub use serial::*;
+pub use tls::*;
 pub use voltage::*;
 
 pub(crate) fn yes() -> bool {

@@ -204,10 +204,9 @@ async fn influx_query(
     let q = format!(
         "SELECT value FROM {m} WHERE channel_id = '{channel}' AND point_id = '{point}' AND time >= {s_ns} AND time < {e_ns} ORDER BY time ASC"
     );
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_millis(c.timeout_ms))
-        .build()
-        .map_err(|e| e.to_string())?;
+    let client =
+        voltage_http::tls::http_client(&c.url, Duration::from_millis(c.timeout_ms), c.tls.as_ref())
+            .map_err(|e| e.to_string())?;
     let mut req = client
         .get(format!("{}/query", c.url.trim_end_matches('/')))
         .query(&[

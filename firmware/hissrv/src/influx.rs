@@ -11,8 +11,8 @@
 //!
 //! Why not the influxdb2 crate: its last release is from 2024, it sits on reqwest 0.11 and
 //! OpenSSL; our schema needs no escaping (measurement names are fixed, tags are integers, the
-//! field is a float), so the encoder is 20 lines and the client is reqwest 0.12 without TLS
-//! (see ARCHITECTURE.md).
+//! field is a float), so the encoder is 20 lines and the client is reqwest 0.12 with rustls on
+//! ring for `https://` (see ARCHITECTURE.md).
 
 use crate::{stopped, with_wal, SharedWal};
 use rand::Rng;
@@ -138,10 +138,11 @@ pub async fn run(
     stats: Arc<Mutex<SinkStats>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let client = match reqwest::Client::builder()
-        .timeout(Duration::from_millis(c.timeout_ms))
-        .build()
-    {
+    let client = match voltage_http::tls::http_client(
+        &c.url,
+        Duration::from_millis(c.timeout_ms),
+        c.tls.as_ref(),
+    ) {
         Ok(cl) => cl,
         Err(e) => {
             tracing::error!(error = %e, "cannot build the HTTP client; the InfluxDB sink is off");

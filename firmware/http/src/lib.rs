@@ -4,6 +4,8 @@
 //! codes, and one lifecycle handle ([`Running`]). Services depend on this crate, never on each
 //! other.
 
+pub mod tls;
+
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http_body_util::Full;

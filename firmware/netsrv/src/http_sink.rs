@@ -15,12 +15,16 @@ pub async fn run(
     state: Shared,
     mut stop: watch::Receiver<bool>,
 ) {
-    let Ok(client) = reqwest::Client::builder()
-        .timeout(Duration::from_millis(c.timeout_ms))
-        .build()
-    else {
-        tracing::error!("cannot build the HTTP client; the HTTP sink is off");
-        return;
+    let client = match voltage_http::tls::http_client(
+        &c.url,
+        Duration::from_millis(c.timeout_ms),
+        c.tls.as_ref(),
+    ) {
+        Ok(cl) => cl,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the HTTP client; the HTTP sink is off");
+            return;
+        }
     };
     let mut backoff = Duration::from_millis(250);
     while let Some((recs, next)) = next_batch(&wal, SINK, c.batch_size, &mut stop).await {

@@ -6,20 +6,30 @@
 
 use crate::alarms::AlarmFeed;
 use crate::{payload, stopped, with_wal, Shared, SharedWal};
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use rumqttc::{
+    AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport,
+};
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 use tokio::sync::watch;
 use voltage_core::config::MqttConfig;
+use voltage_http::tls::{self, TlsError};
 
 const SINK: &str = "mqtt";
 
-fn options(c: &MqttConfig, device_id: &str) -> MqttOptions {
+/// The connection options; with `tls`, the TLS settings are read (their files too) on every
+/// connection attempt, so a certificate provisioned or renewed on disk is picked up without a
+/// restart.
+fn options(c: &MqttConfig, device_id: &str) -> Result<MqttOptions, TlsError> {
     let id = c
         .client_id
         .clone()
         .unwrap_or_else(|| format!("voltage-{device_id}"));
-    let mut o = MqttOptions::new(id, c.host.clone(), c.port);
+    let mut o = MqttOptions::new(id, c.host.clone(), c.port());
+    if let Some(t) = &c.tls {
+        let config = tls::client_config(Some(t))?;
+        o.set_transport(Transport::Tls(TlsConfiguration::Rustls(config)));
+    }
     o.set_keep_alive(Duration::from_secs(c.keep_alive_s.max(5)));
     o.set_clean_session(true);
     o.set_max_packet_size(1 << 20, 1 << 20);
@@ -32,7 +42,7 @@ fn options(c: &MqttConfig, device_id: &str) -> MqttOptions {
     if let (Some(u), Some(p)) = (&c.username, &c.password) {
         o.set_credentials(u.clone(), p.clone());
     }
-    o
+    Ok(o)
 }
 
 /// What a published message was, to match its PUBACK.
@@ -56,7 +66,24 @@ pub async fn run(
     let status_topic = format!("{}/{device_id}/status", c.prefix);
     let mut backoff = Duration::from_millis(250);
     'connection: loop {
-        let (client, mut events) = AsyncClient::new(options(&c, &device_id), 16);
+        let opts = match options(&c, &device_id) {
+            Ok(o) => o,
+            Err(e) => {
+                {
+                    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                    if s.last_error.as_deref() != Some(&e.to_string()) {
+                        tracing::error!(error = %e, "mqtt.tls unusable; the log keeps the data, retrying");
+                    }
+                    s.failures += 1;
+                    s.last_error = Some(e.to_string());
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(10)) => continue 'connection,
+                    _ = stopped(&mut stop) => break 'connection,
+                }
+            }
+        };
+        let (client, mut events) = AsyncClient::new(opts, 16);
         let mut connected = false;
         let mut in_flight = false;
         let mut alarms_in_flight = false;
@@ -122,7 +149,7 @@ pub async fn run(
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         connected = true;
                         backoff = Duration::from_millis(250);
-                        tracing::info!(host = %c.host, port = c.port, "mqtt connected");
+                        tracing::info!(host = %c.host, port = c.port(), tls = c.tls.is_some(), "mqtt connected");
                         if client.publish(&status_topic, QoS::AtLeastOnce, true, "online").await.is_ok() {
                             expected.push_back(Sent::Status);
                         }

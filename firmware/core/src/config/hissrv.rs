@@ -1,6 +1,7 @@
 //! `hissrv/hissrv.yaml`: what history is recorded, where the local log lives, and the InfluxDB
 //! it is forwarded to (none = local history only, the embedded default).
 
+use super::TlsConfig;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -51,6 +52,8 @@ pub struct InfluxConfig {
     /// Upper bound of the replay rate after an outage, points per second (default 50000).
     #[serde(default = "default_replay")]
     pub replay_points_per_s: u64,
+    /// Trust anchor and client identity for an `https://` url (default: the system store).
+    pub tls: Option<TlsConfig>,
 }
 
 fn default_batch() -> usize {
@@ -126,6 +129,15 @@ impl HissrvConfig {
                     "influxdb.url {:?} must start with http:// or https://",
                     i.url
                 ));
+            }
+            if let Some(t) = &i.tls {
+                if !i.url.starts_with("https://") {
+                    p.push(format!(
+                        "influxdb.tls is set but influxdb.url {:?} is not https://",
+                        i.url
+                    ));
+                }
+                p.extend(t.problems("influxdb.tls"));
             }
             match i.api {
                 InfluxApi::V1 if i.database.is_none() => {

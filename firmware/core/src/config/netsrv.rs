@@ -1,5 +1,6 @@
 //! `netsrv/netsrv.yaml`: northbound forwarding of the history log (MQTT and/or HTTP POST).
 
+use super::TlsConfig;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -15,8 +16,8 @@ pub struct NetsrvConfig {
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
     pub host: String,
-    #[serde(default = "mqtt_port")]
-    pub port: u16,
+    /// Default 1883, or 8883 with `tls`.
+    pub port: Option<u16>,
     /// Default `voltage-{device_id}`.
     pub client_id: Option<String>,
     pub username: Option<String>,
@@ -32,6 +33,16 @@ pub struct MqttConfig {
     /// Also forward every alarm event to `{prefix}/{device_id}/alarms` (default true).
     #[serde(default = "yes")]
     pub alarms: bool,
+    /// Connect over TLS (MQTTS) with this trust anchor and optional client certificate.
+    pub tls: Option<TlsConfig>,
+}
+
+impl MqttConfig {
+    /// The broker port: the configured one, else 8883 with TLS and 1883 without.
+    pub fn port(&self) -> u16 {
+        self.port
+            .unwrap_or(if self.tls.is_some() { 8883 } else { 1883 })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -43,13 +54,12 @@ pub struct HttpSinkConfig {
     pub batch_size: usize,
     #[serde(default = "timeout")]
     pub timeout_ms: u64,
+    /// Trust anchor and client identity for an `https://` url (default: the system store).
+    pub tls: Option<TlsConfig>,
 }
 
 fn yes() -> bool {
     true
-}
-fn mqtt_port() -> u16 {
-    1883
 }
 fn prefix() -> String {
     "voltage".into()
@@ -77,13 +87,25 @@ impl NetsrvConfig {
             if m.batch_size == 0 || m.batch_size > 10_000 {
                 p.push("mqtt.batch_size must be 1-10000".into());
             }
+            if let Some(t) = &m.tls {
+                p.extend(t.problems("mqtt.tls"));
+            }
         }
         if let Some(h) = &self.http {
-            if !h.url.starts_with("http://") {
+            if !(h.url.starts_with("http://") || h.url.starts_with("https://")) {
                 p.push(format!(
-                    "http.url {:?} must start with http:// (TLS is not in this build)",
+                    "http.url {:?} must start with http:// or https://",
                     h.url
                 ));
+            }
+            if let Some(t) = &h.tls {
+                if !h.url.starts_with("https://") {
+                    p.push(format!(
+                        "http.tls is set but http.url {:?} is not https://",
+                        h.url
+                    ));
+                }
+                p.extend(t.problems("http.tls"));
             }
         }
         p
