@@ -167,6 +167,10 @@ pub fn http_client(
     timeout: std::time::Duration,
     tls: Option<&TlsConfig>,
 ) -> Result<reqwest::Client, TlsError> {
+    // reqwest is built without a default crypto provider (no aws-lc): without a process-wide
+    // one, building even a plain-http client panics. ring is installed once; an already
+    // installed provider is kept.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut b = reqwest::Client::builder().timeout(timeout);
     if url.starts_with("https://") {
         b = b.use_preconfigured_tls(Arc::unwrap_or_clone(client_config(tls)?));
@@ -177,6 +181,16 @@ pub fn http_client(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plain_http_client_builds_without_tls_settings() {
+        let c = http_client(
+            "http://127.0.0.1:8086",
+            std::time::Duration::from_secs(1),
+            None,
+        );
+        assert!(c.is_ok(), "{:?}", c.err());
+    }
 
     fn cfg(ca: Option<&str>, cert: Option<&str>, key: Option<&str>) -> TlsConfig {
         TlsConfig {
