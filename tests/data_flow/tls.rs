@@ -16,10 +16,42 @@ fn tls_listener(pki: &Pki, cert: &str, require_client_cert: bool) -> String {
     )
 }
 
-fn netsrv_over_tls(env: &TestEnv, port: u16, host: &str, tls: &str) {
+/// A broker with a plain listener (for the test's subscriber) and a TLS one (its port).
+async fn tls_broker(pki: &Pki, cert: &str, require_client_cert: bool) -> (Mosquitto, u16) {
+    let broker = Mosquitto::start_with(Some(&tls_listener(pki, cert, require_client_cert))).await;
+    let tls_port = broker.extra.as_ref().expect("a TLS listener").0;
+    (broker, tls_port)
+}
+
+/// Waits until netsrv has failed to connect at least once (and, with `backlog`, the log holds a
+/// record); returns whether it did and the last status seen.
+async fn refused(n: &netsrv::Running, backlog: bool) -> (bool, serde_json::Value) {
+    let mut last = serde_json::Value::Null;
+    let ok = wait_until(
+        T,
+        || netsrv_status(n),
+        |s| {
+            last = s.clone();
+            s["mqtt"]["failures"].as_u64().unwrap_or(0) >= 1
+                && (!backlog || s["log"]["next_seq"].as_u64().unwrap_or(0) >= 1)
+        },
+    )
+    .await;
+    (ok, last)
+}
+
+fn last_error(status: &serde_json::Value) -> String {
+    status["mqtt"]["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_lowercase()
+}
+
+/// netsrv's MQTT link to the broker's TLS listener on 127.0.0.1 with `tls` settings.
+fn netsrv_over_tls(env: &TestEnv, port: u16, tls: &str) {
     env.write(
         "netsrv/netsrv.yaml",
-        &format!("device_id: site-tls\nmqtt: {{host: {host}, port: {port}, batch_size: 10, keep_alive_s: 5, alarms: false, tls: {tls}}}\n"),
+        &format!("device_id: site-tls\nmqtt: {{host: 127.0.0.1, port: {port}, batch_size: 10, keep_alive_s: 5, alarms: false, tls: {tls}}}\n"),
     );
 }
 
@@ -45,14 +77,12 @@ fn values(got: &std::sync::Mutex<Vec<String>>) -> Vec<f64> {
 async fn history_reaches_an_mqtt_broker_that_requires_a_client_certificate() {
     let env = TestEnv::new().await;
     let pki = Pki::new();
-    let broker = Mosquitto::start_with(Some(&tls_listener(&pki, "server", true))).await;
-    let (tls_port, _) = broker.extra.clone().unwrap();
+    let (broker, tls_port) = tls_broker(&pki, "server", true).await;
     let got = subscribe(broker.port, "voltage/site-tls/telemetry").await;
     history_config(&env, 41, None, 50);
     netsrv_over_tls(
         &env,
         tls_port,
-        "127.0.0.1",
         &format!(
             "{{ca_file: {}, client_cert: {}, client_key: {}}}",
             pki.file("ca.pem"),
@@ -81,34 +111,19 @@ async fn history_reaches_an_mqtt_broker_that_requires_a_client_certificate() {
 async fn a_broker_certificate_from_another_ca_is_refused_and_the_log_keeps_the_data() {
     let env = TestEnv::new().await;
     let pki = Pki::new();
-    let broker = Mosquitto::start_with(Some(&tls_listener(&pki, "server", false))).await;
-    let (tls_port, _) = broker.extra.clone().unwrap();
+    let (broker, tls_port) = tls_broker(&pki, "server", false).await;
     let got = subscribe(broker.port, "voltage/site-tls/telemetry").await;
     history_config(&env, 42, None, 50);
     netsrv_over_tls(
         &env,
         tls_port,
-        "127.0.0.1",
         &format!("{{ca_file: {}}}", pki.file("other-ca.pem")),
     );
     let (h, n) = env.start_history_and_net().await;
     put_reading(&env, 42, 1, 5.0, now_ms()).await;
-    let mut last = serde_json::Value::Null;
-    let refused = wait_until(
-        T,
-        || netsrv_status(&n),
-        |s| {
-            last = s.clone();
-            s["mqtt"]["failures"].as_u64().unwrap_or(0) >= 1
-                && s["log"]["next_seq"].as_u64().unwrap_or(0) >= 1
-        },
-    )
-    .await;
+    let (refused, last) = refused(&n, true).await;
     assert!(refused, "a failed handshake and a backlog: {last}");
-    let err = last["mqtt"]["last_error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_lowercase();
+    let err = last_error(&last);
     assert!(
         err.contains("certificate") || err.contains("issuer"),
         "{last}"
@@ -130,14 +145,12 @@ async fn a_broker_certificate_from_another_ca_is_refused_and_the_log_keeps_the_d
 async fn server_name_verifies_a_broker_reached_by_address() {
     let env = TestEnv::new().await;
     let pki = Pki::new();
-    let broker = Mosquitto::start_with(Some(&tls_listener(&pki, "named-server", false))).await;
-    let (tls_port, _) = broker.extra.clone().unwrap();
+    let (broker, tls_port) = tls_broker(&pki, "named-server", false).await;
     let got = subscribe(broker.port, "voltage/site-tls/telemetry").await;
     history_config(&env, 43, None, 50);
     netsrv_over_tls(
         &env,
         tls_port,
-        "127.0.0.1",
         &format!(
             "{{ca_file: {}, server_name: broker.site.example}}",
             pki.file("ca.pem")
@@ -162,30 +175,13 @@ async fn server_name_verifies_a_broker_reached_by_address() {
     netsrv_over_tls(
         &env,
         tls_port,
-        "127.0.0.1",
         &format!("{{ca_file: {}}}", pki.file("ca.pem")),
     );
     let (h, n) = env.start_history_and_net().await;
     put_reading(&env, 44, 1, 1.0, now_ms()).await;
-    let mut last = serde_json::Value::Null;
-    let refused = wait_until(
-        T,
-        || netsrv_status(&n),
-        |s| {
-            last = s.clone();
-            s["mqtt"]["failures"].as_u64().unwrap_or(0) >= 1
-        },
-    )
-    .await;
+    let (refused, last) = refused(&n, false).await;
     assert!(refused, "{last}");
-    assert!(
-        last["mqtt"]["last_error"]
-            .as_str()
-            .unwrap_or_default()
-            .to_lowercase()
-            .contains("not valid for name"),
-        "{last}"
-    );
+    assert!(last_error(&last).contains("not valid for name"), "{last}");
     assert!(values(&got).iter().all(|v| *v != 1.0), "nothing delivered");
     h.stop().await;
     n.stop().await;

@@ -16,6 +16,8 @@ pub struct State {
     pub store: Store,
     pub wal: SharedWal,
     pub influx: Option<InfluxConfig>,
+    /// The InfluxDB link's client (None when it could not be built: history from the local log).
+    pub influx_client: Option<reqwest::Client>,
     pub sink: Arc<Mutex<SinkStats>>,
 }
 
@@ -158,8 +160,11 @@ async fn query(st: State, kind: &str, q: HashMap<String, String>) -> Reply {
         (Ok(None), None) => end.saturating_sub(300_000),
     };
     let (s_ns, e_ns) = (start as i64 * 1_000_000, end as i64 * 1_000_000);
-    if let Some(c) = st.influx.as_ref().filter(|c| c.api == InfluxApi::V1) {
-        match influx_query(c, k, channel, point, s_ns, e_ns).await {
+    if let (Some(c), Some(client)) = (
+        st.influx.as_ref().filter(|c| c.api == InfluxApi::V1),
+        st.influx_client.as_ref(),
+    ) {
+        match influx_query(c, client, k, channel, point, s_ns, e_ns).await {
             Ok(rows) => return ok(serde_json::Value::Array(rows)),
             Err(e) => {
                 tracing::warn!(error = %e, "influxdb query failed; answering from the local log")
@@ -189,6 +194,7 @@ async fn query(st: State, kind: &str, q: HashMap<String, String>) -> Reply {
 
 async fn influx_query(
     c: &InfluxConfig,
+    client: &reqwest::Client,
     kind: u8,
     channel: u32,
     point: u32,
@@ -204,9 +210,6 @@ async fn influx_query(
     let q = format!(
         "SELECT value FROM {m} WHERE channel_id = '{channel}' AND point_id = '{point}' AND time >= {s_ns} AND time < {e_ns} ORDER BY time ASC"
     );
-    let client =
-        voltage_http::tls::http_client(&c.url, Duration::from_millis(c.timeout_ms), c.tls.as_ref())
-            .map_err(|e| e.to_string())?;
     let mut req = client
         .get(format!("{}/query", c.url.trim_end_matches('/')))
         .query(&[

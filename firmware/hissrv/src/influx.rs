@@ -131,24 +131,20 @@ async fn post(client: &reqwest::Client, c: &InfluxConfig, body: String, attempt:
     }
 }
 
+/// The one HTTP client of the InfluxDB link (writes and history queries share its connections
+/// and its TLS settings, read once).
+pub fn client(c: &InfluxConfig) -> Result<reqwest::Client, voltage_http::tls::TlsError> {
+    voltage_http::tls::http_client(&c.url, Duration::from_millis(c.timeout_ms), c.tls.as_ref())
+}
+
 pub async fn run(
     c: InfluxConfig,
+    client: reqwest::Client,
     wal: SharedWal,
     appended: Arc<Notify>,
     stats: Arc<Mutex<SinkStats>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let client = match voltage_http::tls::http_client(
-        &c.url,
-        Duration::from_millis(c.timeout_ms),
-        c.tls.as_ref(),
-    ) {
-        Ok(cl) => cl,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot build the HTTP client; the InfluxDB sink is off");
-            return;
-        }
-    };
     let flush = Duration::from_millis(c.flush_interval_ms);
     let mut backoff = Duration::from_millis(250);
     let mut attempt = 0u32;

@@ -132,9 +132,17 @@ pub async fn start(
             stop.clone(),
         )));
     }
-    if let Some(i) = h.influxdb.clone() {
+    let influx_client = h.influxdb.as_ref().and_then(|i| match influx::client(i) {
+        Ok(client) => Some(client),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the HTTP client; the InfluxDB sink is off");
+            None
+        }
+    });
+    if let (Some(i), Some(client)) = (h.influxdb.clone(), influx_client.clone()) {
         tasks.push(tokio::spawn(influx::run(
             i,
+            client,
             wal.clone(),
             appended.clone(),
             sink_stats.clone(),
@@ -147,6 +155,7 @@ pub async fn start(
             store,
             wal: wal.clone(),
             influx: h.influxdb.clone(),
+            influx_client,
             sink: sink_stats,
         },
         local_addr.port(),

@@ -1,6 +1,7 @@
 //! `hissrv/hissrv.yaml`: what history is recorded, where the local log lives, and the InfluxDB
 //! it is forwarded to (none = local history only, the embedded default).
 
+use super::tls::http_link_problems;
 use super::TlsConfig;
 use serde::{Deserialize, Serialize};
 
@@ -124,21 +125,7 @@ impl HissrvConfig {
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
         if let Some(i) = &self.influxdb {
-            if !(i.url.starts_with("http://") || i.url.starts_with("https://")) {
-                p.push(format!(
-                    "influxdb.url {:?} must start with http:// or https://",
-                    i.url
-                ));
-            }
-            if let Some(t) = &i.tls {
-                if !i.url.starts_with("https://") {
-                    p.push(format!(
-                        "influxdb.tls is set but influxdb.url {:?} is not https://",
-                        i.url
-                    ));
-                }
-                p.extend(t.problems("influxdb.tls"));
-            }
+            p.extend(http_link_problems("influxdb", &i.url, i.tls.as_ref()));
             match i.api {
                 InfluxApi::V1 if i.database.is_none() => {
                     p.push("influxdb.database is required with api: v1".into())

@@ -1,5 +1,6 @@
 //! `netsrv/netsrv.yaml`: northbound forwarding of the history log (MQTT and/or HTTP POST).
 
+use super::tls::http_link_problems;
 use super::TlsConfig;
 use serde::{Deserialize, Serialize};
 
@@ -92,21 +93,7 @@ impl NetsrvConfig {
             }
         }
         if let Some(h) = &self.http {
-            if !(h.url.starts_with("http://") || h.url.starts_with("https://")) {
-                p.push(format!(
-                    "http.url {:?} must start with http:// or https://",
-                    h.url
-                ));
-            }
-            if let Some(t) = &h.tls {
-                if !h.url.starts_with("https://") {
-                    p.push(format!(
-                        "http.tls is set but http.url {:?} is not https://",
-                        h.url
-                    ));
-                }
-                p.extend(t.problems("http.tls"));
-            }
+            p.extend(http_link_problems("http", &h.url, h.tls.as_ref()));
         }
         p
     }

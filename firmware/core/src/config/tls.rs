@@ -44,3 +44,23 @@ impl TlsConfig {
         p
     }
 }
+
+/// Problems of an HTTP(S) link's `{at}.url` and `{at}.tls` (InfluxDB, the HTTP sink): the scheme,
+/// TLS settings only with `https://`, and the TLS settings themselves.
+pub(crate) fn http_link_problems(at: &str, url: &str, tls: Option<&TlsConfig>) -> Vec<String> {
+    let mut p = Vec::new();
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        p.push(format!(
+            "{at}.url {url:?} must start with http:// or https://"
+        ));
+    }
+    if let Some(t) = tls {
+        if !url.starts_with("https://") {
+            p.push(format!(
+                "{at}.tls is set but {at}.url {url:?} is not https://"
+            ));
+        }
+        p.extend(t.problems(&format!("{at}.tls")));
+    }
+    p
+}
