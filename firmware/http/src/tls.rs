@@ -167,10 +167,6 @@ pub fn http_client(
     timeout: std::time::Duration,
     tls: Option<&TlsConfig>,
 ) -> Result<reqwest::Client, TlsError> {
-    // reqwest is built without a default crypto provider (no aws-lc): without a process-wide
-    // one, building even a plain-http client panics. ring is installed once; an already
-    // installed provider is kept.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut b = reqwest::Client::builder().timeout(timeout);
     if url.starts_with("https://") {
         b = b.use_preconfigured_tls(Arc::unwrap_or_clone(client_config(tls)?));
