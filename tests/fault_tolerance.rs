@@ -175,9 +175,8 @@ async fn influxdb_outage_loses_no_sample_and_keeps_timestamps() {
             influx.stop();
         }
         let (ts, v) = (t0 + i * 1000, i as f64 + 0.25);
-        put_reading(&env, 21, 4, v, ts).await;
+        put_logged(&env, h.local_addr(), 21, 4, v, ts).await;
         want.push((ts as i64 * 1_000_000, v));
-        tokio::time::sleep(Duration::from_millis(120)).await;
     }
     let (_, status) = http_get(h.local_addr(), "/status").await;
     assert!(
@@ -249,19 +248,12 @@ async fn sigkill_during_an_outage_then_restart_loses_no_sample() {
     };
     for i in 0..10 {
         let (ts, v) = sample(i);
-        put_reading(&env, 22, 1, v, ts).await;
-        tokio::time::sleep(Duration::from_millis(120)).await;
+        put_logged(&env, addr, 22, 1, v, ts).await;
     }
-    let next_seq = || async move {
-        let (_, b) = http_get(addr, "/status").await;
-        serde_json::from_str::<serde_json::Value>(&b)
-            .ok()
-            .and_then(|v| v["log"]["next_seq"].as_u64())
-            .unwrap_or(0)
-    };
-    assert!(
-        wait_until(T, next_seq, |n| *n >= 10).await,
-        "samples not logged"
+    assert_eq!(
+        logged(addr).await,
+        10,
+        "every sample logged before the kill"
     );
     daemon.start_kill().expect("SIGKILL");
     let _ = daemon.wait().await;
@@ -274,8 +266,7 @@ async fn sigkill_during_an_outage_then_restart_loses_no_sample() {
     );
     for i in 10..15 {
         let (ts, v) = sample(i);
-        put_reading(&env, 22, 1, v, ts).await;
-        tokio::time::sleep(Duration::from_millis(120)).await;
+        put_logged(&env, addr, 22, 1, v, ts).await;
     }
     let q = "SELECT value FROM telemetry WHERE channel_id = '22' AND point_id = '1'";
     let mut got = Vec::new();
@@ -305,8 +296,7 @@ async fn a_torn_log_tail_is_truncated_and_the_rest_is_delivered() {
     let h = env.start_hissrv().await;
     let t0 = now_ms() - 10_000;
     for i in 0..3u64 {
-        put_reading(&env, 23, 1, i as f64, t0 + i).await;
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        put_logged(&env, h.local_addr(), 23, 1, i as f64, t0 + i).await;
     }
     h.stop().await;
     // Half a record at the end of the newest segment.
@@ -363,9 +353,8 @@ async fn mqtt_broker_down_and_back_delivers_every_sample_in_order() {
             broker.stop();
         }
         let (ts, v) = (t0 + i * 1000, i as f64 + 0.5);
-        put_reading(&env, 31, 2, v, ts).await;
+        put_logged(&env, h.local_addr(), 31, 2, v, ts).await;
         want.push((ts as i64 * 1_000_000, v));
-        tokio::time::sleep(Duration::from_millis(120)).await;
     }
     broker.restart().await;
     // Points as received: (seq, ts_ns, value) in arrival order; QoS 1 may repeat a batch.

@@ -273,8 +273,7 @@ async fn history_without_influxdb_is_served_from_the_local_log() {
     let h = env.start_hissrv().await;
     let t0 = now_ms() - 10_000;
     for i in 0..5u64 {
-        put_reading(&env, 7, 1, i as f64 * 1.5, t0 + i * 1000).await;
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        put_logged(&env, h.local_addr(), 7, 1, i as f64 * 1.5, t0 + i * 1000).await;
     }
     let mut body = String::new();
     assert!(
@@ -485,8 +484,7 @@ async fn netsrv_http_sink_posts_batches_and_retries_refused_ones() {
     let (h, n) = env.start_history_and_net().await;
     let t0 = now_ms() - 30_000;
     for i in 0..7u64 {
-        put_reading(&env, 51, 3, i as f64, t0 + i * 1000).await;
-        tokio::time::sleep(Duration::from_millis(120)).await;
+        put_logged(&env, h.local_addr(), 51, 3, i as f64, t0 + i * 1000).await;
     }
     let values = || {
         let mut v: Vec<(u64, f64)> = Vec::new();

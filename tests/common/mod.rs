@@ -326,6 +326,35 @@ pub async fn put_reading(env: &TestEnv, channel: u32, point: u32, value: f64, ts
         .expect("write reading");
 }
 
+/// The number of records hissrv at `addr` has logged (`log.next_seq` of its `/status`).
+pub async fn logged(addr: SocketAddr) -> u64 {
+    let (_, b) = http_get(addr, "/status").await;
+    serde_json::from_str::<serde_json::Value>(&b)
+        .ok()
+        .and_then(|v| v["log"]["next_seq"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Writes a reading and waits until hissrv at `addr` has logged it. hissrv samples the live
+/// values every interval, so a reading overwritten before the sampler looked is never a record:
+/// that is sampling, not loss, and a test that counts records must not race the sampler (on a
+/// loaded 2-core machine or under qemu a fixed sleep between readings does).
+pub async fn put_logged(
+    env: &TestEnv,
+    addr: SocketAddr,
+    channel: u32,
+    point: u32,
+    value: f64,
+    ts_ms: u64,
+) {
+    let before = logged(addr).await;
+    put_reading(env, channel, point, value, ts_ms).await;
+    assert!(
+        wait_until(Duration::from_secs(15), || logged(addr), |n| *n > before).await,
+        "hissrv at {addr} did not log reading {value} of {channel}/{point} (log at {before})"
+    );
+}
+
 /// Epoch milliseconds now.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

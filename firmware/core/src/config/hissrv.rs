@@ -100,7 +100,8 @@ pub enum FsyncPolicy {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WalSettings {
-    /// Directory of the log; relative paths are relative to the configuration directory.
+    /// Directory of the log; a relative path (the default `wal`) is relative to the data
+    /// directory (`data_dir` of voltage.yaml, else the board's, else `/var/lib/voltage`).
     pub dir: String,
     /// Disk budget; the oldest records are evicted (and counted) beyond it.
     pub max_bytes: u64,
@@ -112,7 +113,7 @@ pub struct WalSettings {
 impl Default for WalSettings {
     fn default() -> Self {
         WalSettings {
-            dir: "/var/lib/voltage/wal".into(),
+            dir: "wal".into(),
             max_bytes: 64 * 1024 * 1024,
             fsync: FsyncPolicy::Interval,
             fsync_interval_ms: 1000,

@@ -252,3 +252,22 @@ fn a_grpc_mapping_row_without_address_or_with_modbus_columns_is_located() {
     let e = load_dir(d.path()).unwrap_err().to_string();
     assert!(e.contains("slave_id"), "{e}");
 }
+
+#[test]
+fn the_default_history_log_lives_under_the_data_directory() {
+    let d = tcp_dir();
+    write(
+        d.path(),
+        "voltage.yaml",
+        "schema_version: 2\ndata_dir: /data/site\n",
+    );
+    write(d.path(), "hissrv/hissrv.yaml", "sources: []\n");
+    let c = load_dir(d.path()).unwrap();
+    let h = c.hissrv.as_ref().expect("hissrv configured");
+    assert!(
+        Path::new(&h.wal.dir).is_relative(),
+        "a default log dir outside data_dir ignores the board's data partition: {}",
+        h.wal.dir
+    );
+    assert_eq!(c.data_dir.join(&h.wal.dir), Path::new("/data/site/wal"));
+}
