@@ -33,12 +33,13 @@ def check_local_files():
         text = recipe_text(rec)
         rel = rec.relative_to(ROOT)
         search = [rec.parent / "files", rec.parent / rec.name.split("_")[0].split(".")[0]]
-        for m in re.finditer(r"file://([^\s\";]+)", text):
+        for m in re.finditer(r"file://([^\s\";']+)", text):
             name = m.group(1)
             if name.startswith("${") or name in ("Cargo.toml", "LICENSE"):
                 continue
             n += 1
-            if not any((d / name).exists() for d in search):
+            # Directly in files/, or per machine in files/<MACHINE>/ (FILESOVERRIDES).
+            if not any((d / name).exists() or list(d.glob(f"*/{name}")) for d in search):
                 problem(f"{rel}: SRC_URI file://{name} not found in {', '.join(str(d.relative_to(ROOT)) for d in search)}")
         # Files installed from the firmware source tree (${S}/...).
         for m in re.finditer(r"\$\{S\}/([^\s]+)", text):

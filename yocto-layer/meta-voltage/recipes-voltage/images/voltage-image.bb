@@ -16,4 +16,8 @@ BAD_RECOMMENDATIONS += "rauc-mark-good"
 
 # Partitions: boot, rootfs A, rootfs B (empty until the first update), /data.
 WKS_FILE ?= "voltage-ab.wks.in"
+# U-Boot's A/B slot choice (recipes-bsp/voltage-boot) on the boot partition. On the Raspberry
+# Pi it is meta-raspberrypi's u-boot-default-script (kas file), which that layer deploys itself.
+WKS_FILE_DEPENDS:append:qemuarm64 = " voltage-boot-script"
+IMAGE_BOOT_FILES:append:qemuarm64 = " boot.scr"
 IMAGE_FSTYPES += "ext4 wic"
