@@ -71,11 +71,18 @@ class HostRedisDriver(BenchRedis):
 @target_factory.reg_driver
 @attr.s(eq=False)
 class DutRedisDriver(BenchRedis):
-    """Redis on the DUT, reached through an SSH port forward and restarted with systemctl."""
+    """Redis on the DUT, reached through an SSH forward and restarted with systemctl.
+
+    Args:
+        service (str): its systemd unit
+        socket (str): its unix socket on the DUT (the board's redis_url), or
+        port (int): its TCP port on the DUT's loopback
+    """
 
     bindings = {"ssh": "SSHDriver"}
     on_dut = True  # reachable only while the DUT runs
     service = attr.ib(default="redis-server", validator=attr.validators.instance_of(str))
+    socket = attr.ib(default=None, validator=attr.validators.optional(attr.validators.instance_of(str)))
     port = attr.ib(default=6379, converter=int)
 
     def __attrs_post_init__(self):
@@ -84,7 +91,10 @@ class DutRedisDriver(BenchRedis):
         self._local = None
 
     def on_activate(self):
-        self._forward = self.ssh.forward_local_port(self.port)
+        if self.socket:
+            self._forward = self.ssh.forward_unix_socket(self.socket)
+        else:
+            self._forward = self.ssh.forward_local_port(self.port)
         self._local = self._forward.__enter__()  # pylint: disable=unnecessary-dunder-call
 
     def on_deactivate(self):
@@ -107,9 +117,16 @@ class BenchInflux(Driver):
 @target_factory.reg_driver
 @attr.s(eq=False)
 class HostInfluxDriver(BenchInflux):
-    """influxd (1.x) on the bench host, with the database the DUT's hissrv writes to."""
+    """influxd (1.x) on the bench host, with the database the DUT's hissrv writes to.
+
+    Args:
+        port (int): its HTTP port
+        bind (str): the address it listens on (a hardware bench: the bench PC's DUT-side address)
+        database (str): created when the driver starts
+    """
 
     port = attr.ib(converter=int)
+    bind = attr.ib(default="127.0.0.1", validator=attr.validators.instance_of(str))
     database = attr.ib(default="voltage", validator=attr.validators.instance_of(str))
 
     def __attrs_post_init__(self):
@@ -138,18 +155,21 @@ class HostInfluxDriver(BenchInflux):
                 f'reporting-disabled = true\nbind-address = "127.0.0.1:{self._rpc_port}"\n'
                 f'[meta]\n  dir = "{d}/meta"\n[data]\n  dir = "{d}/data"\n  wal-dir = "{d}/wal"\n'
                 '  query-log-enabled = false\n[monitor]\n  store-enabled = false\n'
-                f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n  log-enabled = false\n'
+                f'[http]\n  bind-address = "{self.bind}:{self.port}"\n  log-enabled = false\n'
             )
         self._proc = process.start(["influxd", "-config", conf], os.path.join(d, "influxd.log"))
         deadline = time.monotonic() + 30
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/ping", timeout=2):
+                with urllib.request.urlopen(f"http://{self._host()}:{self.port}/ping", timeout=2):
                     return
             except OSError:
                 if self._proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"influxd did not start (log: {d}/influxd.log)") from None
                 time.sleep(0.1)
+
+    def _host(self):
+        return "127.0.0.1" if self.bind == "0.0.0.0" else self.bind
 
     def stop(self):
         """Takes InfluxDB away (the DUT's writes fail with connection refused)."""
@@ -159,7 +179,7 @@ class HostInfluxDriver(BenchInflux):
     def query(self, q, method="GET"):
         """Runs an InfluxQL query; returns the parsed JSON answer."""
         params = urllib.parse.urlencode({"db": self.database, "q": q, "epoch": "ms"})
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}/query?{params}", method=method)
+        req = urllib.request.Request(f"http://{self._host()}:{self.port}/query?{params}", method=method)
         with urllib.request.urlopen(req, timeout=10) as r:
             return json.load(r)
 

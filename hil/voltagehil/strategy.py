@@ -156,6 +156,8 @@ class VoltageStrategy(Strategy):
                         if type(e).__name__ == "TIMEOUT":
                             continue
                         return
+                    if not data:
+                        return  # the console closed (power off)
                     log.write(data)
                     log.flush()
 
