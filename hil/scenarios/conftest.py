@@ -44,8 +44,9 @@ def pytest_runtest_logreport(report):
         if report.skipped and isinstance(report.longrepr, tuple):
             r["figure"] = report.longrepr[2].removeprefix("Skipped: ")
         elif report.failed:
-            msg = str(report.longrepr).strip().splitlines()
-            r.setdefault("figure", msg[-1][:110] if msg else "")
+            crash = getattr(report.longrepr, "reprcrash", None)
+            msg = crash.message if crash is not None else str(report.longrepr).strip()
+            r.setdefault("figure", " ".join(msg.split())[:160])
         r["seconds"] = r.get("seconds", 0) + report.duration
 
 

@@ -84,7 +84,7 @@ class VoltageSimDriver(Driver):
                 os.path.join(process.run_dir(), "sim.log"),
             )
         process.wait_tcp(*self._addr)
-        self.command("clear")
+        self._send("clear")
 
     def on_deactivate(self):
         process.stop(self._proc)
@@ -93,6 +93,9 @@ class VoltageSimDriver(Driver):
     @Driver.check_active
     def command(self, line):
         """Sends one control line and returns the answer after ``ok`` (``''`` for plain ok)."""
+        return self._send(line)
+
+    def _send(self, line):
         with socket.create_connection(self._addr, timeout=5) as s:
             s.sendall(line.encode() + b"\n")
             answer = s.makefile("r").readline().strip()
