@@ -7,11 +7,11 @@ reconnect by itself and deliver new values.
 
 import time
 
+import pytest
+
 
 def test_tcp_device_cable_pull_and_replug(bench, figure):
     if bench.cable is None:
-        import pytest  # pylint: disable=import-outside-toplevel
-
         pytest.skip("this bench has no pullable cable")
     bench.wait_until(lambda: bench.channel_status(2001).get("connected") == "1", 15, "2001 connected")
 
