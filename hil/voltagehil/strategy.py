@@ -214,15 +214,17 @@ class VoltageStrategy(Strategy):
     def wait_until(cond, timeout, what, interval=0.25):
         """Polls cond() until it returns something truthy (returned), else raises Timeout."""
         deadline = time.monotonic() + max(timeout, 0)
+        error = None
         while True:
             try:
                 v = cond()
-            except Exception:  # pylint: disable=broad-except
-                v = None
+            except Exception as e:  # pylint: disable=broad-except
+                v, error = None, e
             if v:
                 return v
             if time.monotonic() > deadline:
-                raise Timeout(f"waited {timeout:.0f} s for {what}")
+                last = f" (last error: {error!r})" if error is not None else ""
+                raise Timeout(f"waited {timeout:.0f} s for {what}{last}")
             time.sleep(interval)
 
     def update_rate(self, channel, point, seconds):
