@@ -11,7 +11,8 @@
 //! - [`mbap`]: Modbus TCP framing;
 //! - [`server`]: the tokio listener ([`SimServer`]);
 //! - [`rtu`]: the same engine on a serial line ([`RtuServer`]), e.g. one end of a socat pty pair;
-//! - [`preset`]: `UNIT:TABLE:ADDR=VALUE` seeds and the demo animation.
+//! - [`preset`]: `UNIT:TABLE:ADDR=VALUE` seeds and the demo animation;
+//! - [`control`]: runtime fault control over a line-based TCP socket (`--control ADDR`).
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -26,6 +27,7 @@
 //! ```
 
 pub mod bank;
+pub mod control;
 pub mod mbap;
 pub mod pdu;
 pub mod preset;
@@ -33,6 +35,7 @@ pub mod rtu;
 pub mod server;
 
 pub use bank::{Bank, Corruption, Table};
+pub use control::{Command, CommandError, ControlServer};
 pub use mbap::FrameError;
 pub use pdu::handle_pdu;
 pub use preset::{Animator, Preset, PresetError};

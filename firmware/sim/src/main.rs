@@ -60,12 +60,19 @@ struct Args {
     /// Every second, random-walk each --set register by ±1 around its initial value.
     #[arg(long)]
     animate: bool,
+
+    /// Serve runtime fault control on this address (`slave 3 off`, `set 1:hr:0=5`, `get ...`;
+    /// see the control module). Prints `control <addr>` once bound.
+    #[arg(long, value_name = "ADDR")]
+    control: Option<SocketAddr>,
 }
 
 #[derive(Debug, Error)]
 enum AppError {
     #[error("--ports {base} --count {count} runs past port 65535")]
     PortRange { base: SocketAddr, count: u16 },
+    #[error("cannot listen for control on {addr}: {source}")]
+    Control { addr: SocketAddr, source: io::Error },
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
     #[error("cannot open serial device {device}: {source}")]
@@ -128,6 +135,17 @@ async fn run(args: Args) -> Result<(), AppError> {
     for preset in &args.set {
         preset.apply(&bank);
     }
+
+    let _control = match args.control {
+        Some(addr) => {
+            let c = voltage_sim::ControlServer::bind(addr, bank.clone())
+                .await
+                .map_err(|source| AppError::Control { addr, source })?;
+            announce_line(&format!("control {}", c.local_addr()));
+            Some(c)
+        }
+        None => None,
+    };
 
     let mut servers = Vec::with_capacity(addrs.len());
     for addr in addrs {
@@ -288,5 +306,9 @@ mod tests {
         .unwrap();
         assert_eq!(args.set.len(), 2);
         assert!(args.animate);
+        assert!(args.control.is_none());
+        let args = Args::try_parse_from(["voltage-sim", "--control", "127.0.0.1:0"]).unwrap();
+        assert_eq!(args.control, Some("127.0.0.1:0".parse().unwrap()));
+        assert!(Args::try_parse_from(["voltage-sim", "--control", "nowhere"]).is_err());
     }
 }
