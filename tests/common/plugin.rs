@@ -77,8 +77,10 @@ pub async fn python_plugin(script: &Path, args: &[&str]) -> Announced {
 }
 
 /// A `protocol: grpc` channel entry for comsrv.yaml.
+/// A deadline of 1 s per call: the plugin and its device run emulated under qemu-user in the
+/// cross suites, where a write and its read-back took longer than 300 ms on a loaded machine.
 pub fn grpc_channel(id: u32, endpoint: &str, extra: &str) -> String {
     format!(
-        "  - id: {id}\n    name: plugin{id}\n    protocol: grpc\n    parameters:\n      endpoint: {endpoint}\n      poll_interval_ms: 100\n      timeout_ms: 300\n      reconnect_initial_ms: 100\n      reconnect_max_ms: 500\n{extra}"
+        "  - id: {id}\n    name: plugin{id}\n    protocol: grpc\n    parameters:\n      endpoint: {endpoint}\n      poll_interval_ms: 100\n      timeout_ms: 1000\n      reconnect_initial_ms: 100\n      reconnect_max_ms: 500\n{extra}"
     )
 }
