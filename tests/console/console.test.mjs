@@ -147,6 +147,7 @@ test("a viewer sees no write controls and a forced write is refused with 403", a
   })).body.id;
   const { ctx, page } = await signedIn(VIEWER_TOKEN, "#/channel/1001");
   assert.equal(await page.locator("#write-form").count(), 0);
+  assert.doesNotMatch(await page.textContent("main"), /null|undefined/);
   const forced = await page.evaluate(async (t) => {
     const r = await fetch("/comsrv/channels/1001/adjustment", {
       method: "POST", headers: { Authorization: `Bearer ${t}`, "Content-Type": "application/json" },

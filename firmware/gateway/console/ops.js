@@ -145,11 +145,10 @@ export async function channel(view, live, who, id) {
       }
     }
   };
-  view.replaceChildren(
+  const form = canOperate(who) ? writeForm(id, table, () => setTimeout(reload, 300)) : null;
+  view.replaceChildren(...[
     h("p", { class: "crumbs" }, h("a", { href: "#/overview" }, "Overview"), " › channel"),
-    h("h1", {}, `Channel ${d.id} ${d.name || ""}`), head,
-    canOperate(who) ? writeForm(id, table, () => setTimeout(reload, 300)) : null,
-    tables);
+    h("h1", {}, `Channel ${d.id} ${d.name || ""}`), head, form, tables].filter(Boolean));
   live(`channels=${id}&alarms=false`, (type, data) => {
     if (type === "points" && data.channel === Number(id)) {
       for (const [p, x] of Object.entries(data.points)) {

@@ -78,10 +78,8 @@ pub(crate) fn serve(name: &str, headers: &HeaderMap, head: bool) -> Resp {
         return r;
     }
     let body: &'static [u8] = if accepts_gzip(headers) {
-        r.headers_mut().insert(
-            header::CONTENT_ENCODING,
-            HeaderValue::from_static("gzip"),
-        );
+        r.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         a.gzip
     } else {
         a.raw
@@ -120,7 +118,11 @@ mod tests {
             ("chart.js", "text/javascript; charset=utf-8"),
             ("style.css", "text/css; charset=utf-8"),
         ] {
-            let r = serve(name, &headers(&[("accept-encoding", "gzip, deflate, br")]), false);
+            let r = serve(
+                name,
+                &headers(&[("accept-encoding", "gzip, deflate, br")]),
+                false,
+            );
             assert_eq!(r.status(), StatusCode::OK, "{name}");
             assert_eq!(r.headers()[header::CONTENT_TYPE], ct, "{name}");
             assert_eq!(r.headers()[header::CONTENT_ENCODING], "gzip", "{name}");
@@ -131,8 +133,15 @@ mod tests {
                 .read_to_end(&mut plain)
                 .unwrap();
             assert_eq!(plain, find(name).unwrap().raw, "{name} round-trips");
-            let r = serve(name, &headers(&[("accept-encoding", "gzip;q=0, identity")]), false);
-            assert!(r.headers().get(header::CONTENT_ENCODING).is_none(), "{name}");
+            let r = serve(
+                name,
+                &headers(&[("accept-encoding", "gzip;q=0, identity")]),
+                false,
+            );
+            assert!(
+                r.headers().get(header::CONTENT_ENCODING).is_none(),
+                "{name}"
+            );
             assert_eq!(body(r).await, find(name).unwrap().raw);
         }
         let html = String::from_utf8(find(INDEX).unwrap().raw.to_vec()).unwrap();
