@@ -114,8 +114,12 @@ async fn channel(
             let num = |m: std::collections::HashMap<String, String>| {
                 m.into_iter()
                     .map(|(k, s)| {
-                        let n = s.parse::<f64>().ok().filter(|n| n.is_finite());
-                        (k, n.map(serde_json::Value::from).unwrap_or(s.into()))
+                        let v = match (s.parse::<i64>(), s.parse::<f64>()) {
+                            (Ok(i), _) => i.into(),
+                            (_, Ok(f)) if f.is_finite() => f.into(),
+                            _ => s.into(),
+                        };
+                        (k, v)
                     })
                     .collect::<serde_json::Map<_, _>>()
             };

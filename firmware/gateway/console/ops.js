@@ -78,7 +78,7 @@ function pointTable(kind, defs, values) {
   return h("section", {},
     h("h2", {}, `${KINDS[kind]} (${kind})`),
     h("div", { class: "scroll" }, h("table", { class: "grid points", "data-kind": kind },
-      h("colgroup", {}, ["3rem", "14rem", "8rem", "5rem", "16rem", "auto"].map((w) => h("col", { style: `width:${w}` }))),
+      h("colgroup", {}, ["3rem", "14rem", "8rem", "5rem", "19rem", "auto"].map((w) => h("col", { style: `width:${w}` }))),
       h("thead", {}, h("tr", {}, ["Id", "Name", "Value", "Unit", "Updated", "Description"].map((t, i) => h("th", { scope: "col", class: i === 0 || i === 2 ? "num" : null }, t)))),
       h("tbody", {}, defs.map((d) => {
         const v = values[String(d.point_id)] || {};
