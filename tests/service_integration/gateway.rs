@@ -588,3 +588,71 @@ async fn writes_through_the_gateway_are_audited_with_the_tokens_name() {
     );
     assert!(d.stop().await.success());
 }
+
+/// The web console's routes on the real daemon: the page and its files open (gzip when asked),
+/// `/auth/whoami` naming the token's role, and comsrv's `GET /channels/{id}` with the point
+/// table and the poll counters the overview shows.
+#[tokio::test]
+async fn the_console_whoami_and_channel_detail_serve_what_the_pages_need() {
+    let env = TestEnv::new().await;
+    virtual_channel(&env, 62, 4.5);
+    let viewer = create_token(&env, "viewer", "panel");
+    let d = Daemon::start(&env, &[]).await;
+    let (code, headers, body) = http_full(d.gateway(), "GET", "/", &[], "").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("console/app.js"), "{body}");
+    assert!(headers.to_lowercase().contains("text/html"), "{headers}");
+    let (code, headers, _) = http_full(
+        d.gateway(),
+        "GET",
+        "/console/app.js",
+        &[("Accept-Encoding", "gzip")],
+        "",
+    )
+    .await;
+    assert_eq!(code, 200);
+    let h = headers.to_lowercase();
+    assert!(
+        h.contains("content-encoding: gzip") && h.contains("etag:"),
+        "{headers}"
+    );
+    let (code, body) = d.call("GET", "/console/missing.js", None, "").await;
+    assert_eq!(code, 404, "{body}");
+    assert_error_shape(404, &body);
+    let (code, body) = d.call("GET", "/auth/whoami", None, "").await;
+    assert_eq!(code, 401, "{body}");
+    let (code, body) = d.call("GET", "/auth/whoami", Some(&viewer), "").await;
+    assert_eq!(code, 200, "{body}");
+    let v = json(&body);
+    assert_eq!(
+        (v["name"].as_str(), v["role"].as_str()),
+        (Some("panel"), Some("viewer"))
+    );
+    let ok = wait_until(
+        Duration::from_secs(10),
+        || async {
+            d.call("GET", "/comsrv/channels/62", Some(&viewer), "")
+                .await
+        },
+        |(c, b)| {
+            *c == 200
+                && json(b)["stats"]["total_reads"]
+                    .as_f64()
+                    .is_some_and(|n| n > 0.0)
+        },
+    )
+    .await;
+    let (code, body) = d
+        .call("GET", "/comsrv/channels/62", Some(&viewer), "")
+        .await;
+    assert!(ok, "{code} {body}");
+    let v = json(&body);
+    assert_eq!(v["id"], 62, "{body}");
+    assert_eq!(v["point_table"]["T"][0]["signal_name"], "x", "{body}");
+    assert_eq!(v["status"]["connected"], 1, "{body}");
+    let (code, body) = d
+        .call("GET", "/comsrv/channels/63", Some(&viewer), "")
+        .await;
+    assert_eq!(code, 404, "{body}");
+    assert!(d.stop().await.success());
+}

@@ -1,5 +1,7 @@
 //! comsrv's HTTP endpoint: `GET /health` (200 healthy / 503 unhealthy with the reason),
 //! `GET /channels` (each channel's name, protocol, point count, connection and last error),
+//! `GET /channels/{id}` (one channel: its entry of `/channels`, its point table with names and
+//! units, and its poll counters and status from Redis, for the web console),
 //! `GET /channels/{id}/points` (values with the time of their last good read), and
 //! `POST /channels/{id}/control` / `.../adjustment` with `{"point_id":N,"value":V,
 //! "requested_by":"who"}` (through the gateway, the token's name is recorded with it, from the
@@ -53,9 +55,17 @@ pub fn serve(
             warp::reply::with_status(warp::reply::json(&body), code)
         }
     });
+    let view_one = view.clone();
+    let store_one = store_for_points.clone();
     let channels = warp::path!("channels")
         .and(warp::get())
         .map(move || warp::reply::json(&view.snapshot()));
+    let channel = warp::path!("channels" / u32)
+        .and(warp::get())
+        .then(move |id: u32| {
+            let (view, store) = (view_one.clone(), store_one.clone());
+            async move { channel(&view, &store, id).await }
+        });
     let store_points = store_for_points;
     let points = warp::path!("channels" / u32 / "points")
         .and(warp::get())
@@ -74,7 +84,7 @@ pub fn serve(
                 async move { write(router, id, &what, &body, caller).await }
             },
         );
-    let routes = health.or(channels).or(points).or(write);
+    let routes = health.or(channels).or(channel).or(points).or(write);
     let handler = voltage_http::Handler::new(warp::service(routes.clone()));
     let server = async move {
         warp::serve(routes)
@@ -84,6 +94,46 @@ pub fn serve(
             .await;
     };
     (handler, server)
+}
+
+/// `GET /channels/{id}`: the channel's entry of `/channels`, its point table, and its counters
+/// (`stats`: total_reads, total_errors, timeouts, last_poll_ms, ...) and `status` hash.
+async fn channel(
+    view: &StatusView,
+    store: &Store,
+    id: u32,
+) -> warp::reply::WithStatus<warp::reply::Json> {
+    let Some(mut v) = view.channel(id) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no channel {id} in the configuration"),
+        );
+    };
+    match store.channel_counters(id).await {
+        Ok((stats, status)) => {
+            let num = |m: std::collections::HashMap<String, String>| {
+                m.into_iter()
+                    .map(|(k, s)| {
+                        let v = match (s.parse::<i64>(), s.parse::<f64>()) {
+                            (Ok(i), _) => i.into(),
+                            (_, Ok(f)) if f.is_finite() => f.into(),
+                            _ => s.into(),
+                        };
+                        (k, v)
+                    })
+                    .collect::<serde_json::Map<_, _>>()
+            };
+            v["stats"] = num(stats).into();
+            v["status"] = num(status).into();
+        }
+        Err(e) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("redis unreachable: {e}"),
+            )
+        }
+    }
+    warp::reply::with_status(warp::reply::json(&v), StatusCode::OK)
 }
 
 /// `GET /channels/{id}/points`: every point's value as stored, with the time of its last good

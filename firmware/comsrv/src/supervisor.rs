@@ -20,9 +20,13 @@ use tokio::task::JoinHandle;
 use voltage_core::config::{self, Channel, Config, Protocol};
 use voltage_store::Store;
 
-/// What `/channels` shows, kept in memory so the HTTP server does not need Redis for it.
+/// What `/channels` shows, kept in memory so the HTTP server does not need Redis for it, and
+/// each channel's point table (name, unit, limits) for `/channels/{id}`.
 #[derive(Clone, Default)]
-pub struct StatusView(Arc<Mutex<BTreeMap<u32, serde_json::Value>>>);
+pub struct StatusView(
+    Arc<Mutex<BTreeMap<u32, serde_json::Value>>>,
+    Arc<Mutex<BTreeMap<u32, serde_json::Value>>>,
+);
 
 impl StatusView {
     pub fn update(&self, id: u32, connected: bool, last_error: Option<&str>) {
@@ -43,10 +47,25 @@ impl StatusView {
             serde_json::json!({ "id": ch.id(), "name": ch.config.name, "protocol": ch.config.protocol.as_str(),
                 "points": ch.points.len(), "connected": false }),
         );
+        let mut defs = serde_json::Map::new();
+        for kind in voltage_core::PointType::ALL {
+            let rows: Vec<serde_json::Value> = ch
+                .points
+                .iter()
+                .filter(|p| p.kind == kind)
+                .filter_map(|p| serde_json::to_value(&p.def).ok())
+                .collect();
+            defs.insert(kind.letter().to_string(), rows.into());
+        }
+        self.1
+            .lock()
+            .expect("status view lock")
+            .insert(ch.id(), defs.into());
     }
 
     fn remove(&self, id: u32) {
         self.0.lock().expect("status view lock").remove(&id);
+        self.1.lock().expect("status view lock").remove(&id);
     }
 
     pub fn snapshot(&self) -> Vec<serde_json::Value> {
@@ -56,6 +75,19 @@ impl StatusView {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// One channel's entry of `/channels` with its point table under `point_table`.
+    pub fn channel(&self, id: u32) -> Option<serde_json::Value> {
+        let mut v = self.0.lock().expect("status view lock").get(&id)?.clone();
+        v["point_table"] = self
+            .1
+            .lock()
+            .expect("status view lock")
+            .get(&id)
+            .cloned()
+            .unwrap_or_default();
+        Some(v)
     }
 }
 

@@ -67,6 +67,8 @@ pub fn required(method: &Method, segments: &[&str], cfg: &AuthConfig) -> Need {
         ["health"] | [_, "health"] if read && cfg.open_health => return Need::Open,
         ["metrics"] if read && cfg.open_metrics => return Need::Open,
         ["openapi.json"] if read => return Need::Open,
+        // The console's files: the page signs in with a token and asks the API with it.
+        [] | ["console", _] if read => return Need::Open,
         _ if read => return Need::Role(Role::Viewer),
         _ => {}
     }
@@ -333,6 +335,15 @@ impl TokenFile {
         decide(need, authorization, &t)
     }
 
+    /// The name and role of the token in an `Authorization` header.
+    pub fn whoami(&self, authorization: Option<&str>) -> Option<(String, Role)> {
+        let secret = authorization?
+            .strip_prefix("Bearer ")
+            .or_else(|| authorization?.strip_prefix("bearer "))?;
+        let t = self.tokens.read().unwrap_or_else(|p| p.into_inner());
+        t.lookup(secret.trim()).map(|(n, r)| (n.to_string(), r))
+    }
+
     /// Follows the file until `stop` resolves.
     pub async fn follow(self, stop: impl std::future::Future<Output = ()>) {
         let mut last = stamp(&self.path);
@@ -388,6 +399,13 @@ mod tests {
         assert_eq!(need(Method::GET, "/hissrv/health"), Need::Open);
         assert_eq!(need(Method::GET, "/metrics"), Need::Open);
         assert_eq!(need(Method::GET, "/openapi.json"), Need::Open);
+        assert_eq!(required(&Method::GET, &[], &cfg()), Need::Open);
+        assert_eq!(need(Method::GET, "/console/app.js"), Need::Open);
+        assert_eq!(need(Method::GET, "/auth/whoami"), Need::Role(Role::Viewer));
+        assert_eq!(
+            need(Method::POST, "/console/app.js"),
+            Need::Role(Role::Admin)
+        );
         let closed = AuthConfig {
             open_health: false,
             open_metrics: false,

@@ -7,7 +7,9 @@
 //!    (401 without a valid token, 403 with a too-low role; refused changes are logged);
 //! 2. **body**: read up to `body_limit_bytes` (413 beyond, whatever `Content-Length` claims);
 //! 3. **route**: `/health` (every service aggregated), `/metrics` (OpenMetrics), `/events` (live
-//!    data, server-sent events), `/openapi.json`, and `/{service}/...` to the service
+//!    data, server-sent events), `/openapi.json`, `/auth/whoami` (the caller's token name and
+//!    role), the web console at `/` and `/console/...` ([`console`]: embedded files, open), and
+//!    `/{service}/...` to the service
 //!    ([`upstream`]: in-process when it runs in this daemon, HTTP when it is its own process),
 //!    under `request_timeout_ms` (504) — a service's non-JSON error becomes the JSON shape.
 //!
@@ -15,6 +17,7 @@
 //! a service: services reach it as [`voltage_http::Handler`]s handed over by the daemon.
 
 pub mod auth;
+mod console;
 mod events;
 mod health;
 mod metrics;
@@ -191,7 +194,13 @@ where
         ["metrics"] if read => metrics::render(&gw).await,
         ["openapi.json"] if read => raw(StatusCode::OK, "application/json", OPENAPI.into()),
         ["events"] if read => events::stream(gw.clone(), &query),
-        ["health" | "metrics" | "openapi.json" | "events"] => reply(error(
+        ["auth", "whoami"] if read => whoami(&gw, authz),
+        [] if read => console::serve(console::INDEX, &headers, method == Method::HEAD),
+        ["console", file] if read => console::serve(file, &headers, method == Method::HEAD),
+        ["health" | "metrics" | "openapi.json" | "events" | "console"]
+        | ["auth", "whoami"]
+        | ["console", _]
+        | [] => reply(error(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{path} answers GET only"),
         )),
@@ -219,10 +228,30 @@ where
         _ => reply(error(
             StatusCode::NOT_FOUND,
             format!(
-                "no route {path}: the gateway serves /health, /metrics, /events, /openapi.json and /{{service}}/... for {}",
+                "no route {path}: the gateway serves /health, /metrics, /events, /openapi.json, /auth/whoami, the console at / and /{{service}}/... for {}",
                 ROUTED_SERVICES.join(", ")
             ),
         )),
+    }
+}
+
+/// `GET /auth/whoami`: the name and role of the caller's token, so a page shows only the
+/// controls that role may use (the server refuses the others anyway). With auth disabled
+/// every caller may do everything: role admin, no name.
+fn whoami(gw: &Gateway, authorization: Option<&str>) -> Resp {
+    if !gw.cfg.auth.enabled {
+        return reply(voltage_http::json(
+            StatusCode::OK,
+            serde_json::json!({"name": null, "role": Role::Admin, "auth": false}),
+        ));
+    }
+    match gw.tokens.whoami(authorization) {
+        Some((name, role)) => reply(voltage_http::json(
+            StatusCode::OK,
+            serde_json::json!({"name": name, "role": role, "auth": true}),
+        )),
+        // The auth step let the request through, so the token was valid a moment ago.
+        None => reply(error(StatusCode::UNAUTHORIZED, "unknown or revoked token")),
     }
 }
 
