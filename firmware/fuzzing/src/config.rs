@@ -14,7 +14,12 @@ use voltage_core::types::PointType;
 const FILE: &str = "fuzz/input";
 
 fn located(e: &ConfigError, text: &str) {
-    let lines = text.split('\n').count() as u64 + 1;
+    // Line breaks as YAML counts them: CR LF, CR, LF, NEL, LS and PS.
+    let lines = text
+        .replace("\r\n", "\n")
+        .matches(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}'])
+        .count() as u64
+        + 2;
     match e {
         ConfigError::At {
             file,
