@@ -6,7 +6,7 @@ use super::line::{LineError, LineHandle, Priority};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio_modbus::client::{tcp, Client, Context, Reader, Writer};
+use tokio_modbus::client::{tcp, Client, Context, Writer};
 use tokio_modbus::slave::SlaveContext;
 use tokio_modbus::{Request, Slave};
 use voltage_core::rtu::{self, Response};
