@@ -3,6 +3,8 @@
 
 #[path = "service_integration/gateway.rs"]
 mod gateway;
+#[path = "service_integration/gateway_security.rs"]
+mod gateway_security;
 
 use std::time::Duration;
 use voltage_sim::{Bank, SimServer};

@@ -69,6 +69,26 @@ struct Resolve {
     notes: String,
 }
 
+/// The Redis function, operator and notes of `POST /alarms/{id}/{action}`, or the refusal.
+pub fn parse_transition(
+    action: &str,
+    body: &[u8],
+) -> Result<(&'static str, String, String), (StatusCode, String)> {
+    let bad = |e: serde_json::Error| (StatusCode::BAD_REQUEST, format!("request body: {e}"));
+    match action {
+        "acknowledge" => serde_json::from_slice::<Ack>(body)
+            .map(|a| ("alarm_acknowledge", a.acknowledged_by, a.notes))
+            .map_err(bad),
+        "resolve" => serde_json::from_slice::<Resolve>(body)
+            .map(|r| ("alarm_resolve", r.resolved_by, r.notes))
+            .map_err(bad),
+        _ => Err((
+            StatusCode::NOT_FOUND,
+            format!("no action {action:?}; use acknowledge or resolve"),
+        )),
+    }
+}
+
 /// Starts alarmsrv; `config_dir` supplies `alarmsrv/rules.yaml` (threshold rules), if any.
 pub async fn start(
     config_dir: Option<&std::path::Path>,
@@ -189,25 +209,9 @@ pub async fn start(
             let s = s.clone();
             async move {
                 let now = rfc3339_now();
-                let (func, who, notes) = match action.as_str() {
-                    "acknowledge" => match serde_json::from_slice::<Ack>(&b) {
-                        Ok(a) => ("alarm_acknowledge", a.acknowledged_by, a.notes),
-                        Err(e) => {
-                            return error(StatusCode::BAD_REQUEST, format!("request body: {e}"))
-                        }
-                    },
-                    "resolve" => match serde_json::from_slice::<Resolve>(&b) {
-                        Ok(r) => ("alarm_resolve", r.resolved_by, r.notes),
-                        Err(e) => {
-                            return error(StatusCode::BAD_REQUEST, format!("request body: {e}"))
-                        }
-                    },
-                    _ => {
-                        return error(
-                            StatusCode::NOT_FOUND,
-                            format!("no action {action:?}; use acknowledge or resolve"),
-                        )
-                    }
+                let (func, who, notes) = match parse_transition(&action, &b) {
+                    Ok(t) => t,
+                    Err((code, m)) => return error(code, m),
                 };
                 tracing::info!(alarm = %id, action = %action, by = %who, "alarm transition");
                 match s.fcall(func, &[&id], &[&who, &now, &notes], false).await {

@@ -36,23 +36,21 @@ pub fn load(dir: &std::path::Path) -> Result<Vec<ThresholdRule>, String> {
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(Vec::new());
     };
-    let f: RulesFile = voltage_core::config::parse_yaml(&path.display().to_string(), &text)
-        .map_err(|e| e.to_string())?;
+    parse_rules(&path.display().to_string(), &text)
+}
+
+/// Parses the text of a rules file named `file` (the name is used in errors).
+pub fn parse_rules(file: &str, text: &str) -> Result<Vec<ThresholdRule>, String> {
+    let f: RulesFile = voltage_core::config::parse_yaml(file, text).map_err(|e| e.to_string())?;
     for r in &f.rules {
         if parse_point(&r.point).is_none() {
             return Err(format!(
-                "{}: rule {}: point {:?} is not like comsrv:1001:T:1",
-                path.display(),
-                r.id,
-                r.point
+                "{file}: rule {}: point {:?} is not like comsrv:1001:T:1",
+                r.id, r.point
             ));
         }
         if r.high.is_none() && r.low.is_none() {
-            return Err(format!(
-                "{}: rule {}: give high, low or both",
-                path.display(),
-                r.id
-            ));
+            return Err(format!("{file}: rule {}: give high, low or both", r.id));
         }
     }
     Ok(f.rules)

@@ -169,13 +169,19 @@ async fn points(store: &Store, id: u32) -> warp::reply::WithStatus<warp::reply::
     warp::reply::with_status(warp::reply::json(&out), StatusCode::OK)
 }
 
-#[derive(serde::Deserialize)]
+/// The body of `POST /channels/{id}/control|adjustment` (see [`parse_write_body`]).
+#[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct WriteBody {
-    point_id: u32,
-    value: f64,
+pub struct WriteBody {
+    pub point_id: u32,
+    pub value: f64,
     #[serde(default)]
-    requested_by: Option<String>,
+    pub requested_by: Option<String>,
+}
+
+/// Parses a write body; the error is the 400 answer's message.
+pub fn parse_write_body(body: &[u8]) -> Result<WriteBody, String> {
+    serde_json::from_slice(body).map_err(|e| format!("request body: {e}"))
 }
 
 fn error(code: StatusCode, msg: String) -> warp::reply::WithStatus<warp::reply::Json> {
@@ -202,9 +208,9 @@ async fn write(
             )
         }
     };
-    let b: WriteBody = match serde_json::from_slice(body) {
+    let b = match parse_write_body(body) {
         Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("request body: {e}")),
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
     let req = WriteRequest {

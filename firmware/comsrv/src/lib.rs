@@ -15,7 +15,11 @@ mod commands;
 mod driver;
 mod grpc;
 mod http;
+pub use http::{parse_write_body, WriteBody};
 mod modbus;
+/// The Modbus link and its replies, for the fuzz checks (firmware/fuzzing).
+pub use modbus::line::Priority;
+pub use modbus::link::{CallError, Link, Op, Reply};
 pub use modbus::read_plan;
 mod poll;
 mod supervisor;

@@ -21,6 +21,7 @@ mod console;
 mod events;
 mod health;
 mod metrics;
+pub mod ratelimit;
 pub mod upstream;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -81,6 +82,8 @@ pub(crate) struct Gateway {
     store: Store,
     lines: Vec<String>,
     port: u16,
+    /// `None` when `rate_limit.enabled` is false.
+    limiter: Option<ratelimit::Limiter>,
     /// Ends live-data streams on shutdown (they would hold the server open otherwise).
     stop: watch::Receiver<bool>,
 }
@@ -105,7 +108,12 @@ pub async fn start(
         .local_addr()
         .map_err(|source| GatewayError::Bind { addr, source })?;
     let (stop_tx, stop) = voltage_http::stop_following(external_stop);
+    let rl = &opts.config.rate_limit;
+    let limiter = rl
+        .enabled
+        .then(|| ratelimit::Limiter::new(rl.per_second, rl.burst));
     let gw = Arc::new(Gateway {
+        limiter,
         cfg: opts.config,
         services: opts.services,
         tokens: tokens.clone(),
@@ -117,20 +125,28 @@ pub async fn start(
     let mut s = stop.clone();
     tokio::spawn(tokens.follow(async move { stopped(&mut s).await }));
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
-    let routes =
-        warp::method()
-            .and(warp::path::full())
-            .and(query)
-            .and(warp::header::headers_cloned())
-            .and(warp::body::stream())
-            .then(
-                move |method, path: warp::path::FullPath, query: String, headers, body| {
-                    let gw = gw.clone();
-                    async move {
-                        handle(gw, method, path.as_str().to_string(), query, headers, body).await
+    let routes = warp::method()
+        .and(warp::path::full())
+        .and(warp::addr::remote())
+        .and(query)
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream())
+        .then(
+            move |method,
+                  path: warp::path::FullPath,
+                  client: Option<SocketAddr>,
+                  query: String,
+                  headers,
+                  body| {
+                let gw = gw.clone();
+                async move {
+                    if let Some(r) = limited(&gw, client) {
+                        return r;
                     }
-                },
-            );
+                    handle(gw, method, path.as_str().to_string(), query, headers, body).await
+                }
+            },
+        );
     let handler = voltage_http::Handler::new(warp::service(routes.clone()));
     let mut s = stop.clone();
     let server = warp::serve(routes)
@@ -145,6 +161,25 @@ pub async fn start(
 }
 
 type Resp = warp::reply::Response;
+
+/// The 429 answer when `client` is over its rate (in-process calls have no address: not limited).
+fn limited(gw: &Gateway, client: Option<SocketAddr>) -> Option<Resp> {
+    let (limiter, client) = (gw.limiter.as_ref()?, client?);
+    let wait = limiter
+        .check(client.ip(), std::time::Instant::now())
+        .err()?;
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    tracing::warn!(client = %client.ip(), retry_after_s = secs, "refused: request rate limit");
+    let mut r = reply(error(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("too many requests from {}; retry in {secs} s", client.ip()),
+    ));
+    r.headers_mut().insert(
+        warp::http::header::RETRY_AFTER,
+        warp::http::HeaderValue::from(secs),
+    );
+    Some(r)
+}
 
 async fn handle<S, B>(
     gw: Arc<Gateway>,

@@ -40,14 +40,20 @@ fn parse(text: Option<String>) -> serde_json::Value {
         .unwrap_or(serde_json::Value::Null)
 }
 
-#[derive(serde::Deserialize)]
+/// The body of `POST /models` (see [`parse_create`]).
+#[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Create {
-    model_id: String,
-    name: String,
-    template_id: String,
+pub struct Create {
+    pub model_id: String,
+    pub name: String,
+    pub template_id: String,
     #[serde(default)]
-    parameters: serde_json::Map<String, serde_json::Value>,
+    pub parameters: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Parses a `POST /models` body; the error is the 400 answer's message.
+pub fn parse_create(body: &[u8]) -> Result<Create, String> {
+    serde_json::from_slice(body).map_err(|e| format!("request body: {e}"))
 }
 
 #[derive(serde::Deserialize)]
@@ -148,9 +154,9 @@ impl Ctx {
     }
 
     async fn create(&self, body: &[u8]) -> Reply {
-        let c: Create = match serde_json::from_slice(body) {
+        let c = match parse_create(body) {
             Ok(c) => c,
-            Err(e) => return error(StatusCode::BAD_REQUEST, format!("request body: {e}")),
+            Err(m) => return error(StatusCode::BAD_REQUEST, m),
         };
         let doc = match self.build(&c.model_id, &c.name, &c.template_id, &c.parameters) {
             Ok(d) => d,

@@ -53,25 +53,34 @@ pub fn load_dir(dir: &Path) -> Result<BTreeMap<String, Template>, Vec<ConfigErro
             .unwrap_or_default()
             .to_string();
         match std::fs::read_to_string(&p) {
-            Ok(t) => match parse_yaml::<Template>(&file, &t) {
+            Ok(t) => match parse(&file, &t) {
                 Ok(tpl) => {
-                    for (i, pt) in tpl.points.iter().enumerate() {
-                        if !pt.get("name").is_some_and(|n| n.is_string()) {
-                            errors.push(ConfigError::file(
-                                &file,
-                                format!("points[{i}] needs a string \"name\""),
-                            ));
-                        }
-                    }
                     out.insert(id, tpl);
                 }
-                Err(e) => errors.push(e),
+                Err(e) => errors.extend(e),
             },
             Err(e) => errors.push(ConfigError::file(&file, format!("cannot read: {e}"))),
         }
     }
     if errors.is_empty() {
         Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Parses the text of one template file named `file` (the name is used in errors).
+pub fn parse(file: &str, text: &str) -> Result<Template, Vec<ConfigError>> {
+    let tpl = parse_yaml::<Template>(file, text).map_err(|e| vec![e])?;
+    let errors: Vec<ConfigError> = tpl
+        .points
+        .iter()
+        .enumerate()
+        .filter(|(_, pt)| !pt.get("name").is_some_and(|n| n.is_string()))
+        .map(|(i, _)| ConfigError::file(file, format!("points[{i}] needs a string \"name\"")))
+        .collect();
+    if errors.is_empty() {
+        Ok(tpl)
     } else {
         Err(errors)
     }

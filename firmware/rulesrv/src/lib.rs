@@ -57,9 +57,10 @@ struct Action {
     parameters: serde_json::Value,
 }
 
+/// A rule as `POST /rules` takes it (see [`parse_rule`]).
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
-struct Rule {
+pub struct Rule {
     #[serde(default)]
     id: Option<String>,
     name: String,
@@ -84,6 +85,13 @@ fn second() -> u64 {
 }
 
 /// Checks a rule; the message names the field (and the expression's column).
+/// Parses and validates a `POST /rules` body; the error is the 400 answer's message.
+pub fn parse_rule(body: &[u8]) -> Result<Rule, String> {
+    let r: Rule = serde_json::from_slice(body).map_err(|e| format!("request body: {e}"))?;
+    validate(&r)?;
+    Ok(r)
+}
+
 fn validate(r: &Rule) -> Result<(), String> {
     expr::parse(&r.condition.expression).map_err(|e| format!("condition.expression: {e}"))?;
     for (i, a) in r.actions.iter().enumerate() {
@@ -368,13 +376,10 @@ pub async fn start(
         .and(warp::body::content_length_limit(64 * 1024))
         .and(warp::body::bytes())
         .then(|e: Arc<Engine>, b: bytes::Bytes| async move {
-            let mut r: Rule = match serde_json::from_slice(&b) {
+            let mut r = match parse_rule(&b) {
                 Ok(r) => r,
-                Err(err) => return error(StatusCode::BAD_REQUEST, format!("request body: {err}")),
+                Err(m) => return error(StatusCode::BAD_REQUEST, m),
             };
-            if let Err(m) = validate(&r) {
-                return error(StatusCode::BAD_REQUEST, m);
-            }
             let id = r.id.clone().unwrap_or_else(|| format!("rule_{}", now_ms()));
             r.id = Some(id.clone());
             let doc = serde_json::to_string(&r).unwrap_or_default();

@@ -6,9 +6,9 @@ use super::line::{LineError, LineHandle, Priority};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio_modbus::client::{tcp, Client, Context, Reader, Writer};
+use tokio_modbus::client::{tcp, Client, Context, Writer};
 use tokio_modbus::slave::SlaveContext;
-use tokio_modbus::Slave;
+use tokio_modbus::{Request, Slave};
 use voltage_core::rtu::{self, Response};
 use voltage_core::types::ReadFunction;
 
@@ -144,30 +144,34 @@ async fn tcp_call(
     deadline: Duration,
 ) -> Result<Reply, CallError> {
     c.set_slave(Slave(slave));
+    if let Op::Read {
+        function,
+        start,
+        count,
+    } = op
+    {
+        // The request is sent through `call` rather than the read helpers: a byzantine
+        // slave answering with another count must be refused here (the helpers only
+        // debug_assert the count, so a debug build panicked and a release build passed
+        // a short answer on).
+        let req = match function {
+            ReadFunction::Coils => Request::ReadCoils(*start, *count),
+            ReadFunction::DiscreteInputs => Request::ReadDiscreteInputs(*start, *count),
+            ReadFunction::HoldingRegisters => Request::ReadHoldingRegisters(*start, *count),
+            ReadFunction::InputRegisters => Request::ReadInputRegisters(*start, *count),
+        };
+        return match tokio::time::timeout(deadline, c.call(req)).await {
+            Err(_) => Err(CallError::Timeout),
+            Ok(Ok(Ok(r))) => read_reply(r, *count as usize),
+            Ok(Ok(Err(code))) => Err(CallError::Exception(u8::from(code))),
+            Ok(Err(tokio_modbus::Error::Transport(e))) => Err(CallError::Transport(e.to_string())),
+            Ok(Err(tokio_modbus::Error::Protocol(e))) => Err(CallError::Protocol(e.to_string())),
+        };
+    }
     let fut = async {
         match op {
-            Op::Read {
-                function,
-                start,
-                count,
-            } => match function {
-                ReadFunction::Coils => c
-                    .read_coils(*start, *count)
-                    .await
-                    .map(|r| r.map(Reply::Bits)),
-                ReadFunction::DiscreteInputs => c
-                    .read_discrete_inputs(*start, *count)
-                    .await
-                    .map(|r| r.map(Reply::Bits)),
-                ReadFunction::HoldingRegisters => c
-                    .read_holding_registers(*start, *count)
-                    .await
-                    .map(|r| r.map(Reply::Registers)),
-                ReadFunction::InputRegisters => c
-                    .read_input_registers(*start, *count)
-                    .await
-                    .map(|r| r.map(Reply::Registers)),
-            },
+            // Answered above.
+            Op::Read { .. } => Ok(Ok(Reply::Done)),
             Op::WriteCoil { addr, value } => c
                 .write_single_coil(*addr, *value)
                 .await
@@ -188,6 +192,33 @@ async fn tcp_call(
         Ok(Ok(Err(code))) => Err(CallError::Exception(u8::from(code))),
         Ok(Err(tokio_modbus::Error::Transport(e))) => Err(CallError::Transport(e.to_string())),
         Ok(Err(tokio_modbus::Error::Protocol(e))) => Err(CallError::Protocol(e.to_string())),
+    }
+}
+
+/// The values of a read's answer, checked against the requested count (bits come padded to
+/// whole bytes).
+fn read_reply(r: tokio_modbus::Response, count: usize) -> Result<Reply, CallError> {
+    let short =
+        |got: usize| CallError::Protocol(format!("{got} values in answer to a read of {count}"));
+    match r {
+        tokio_modbus::Response::ReadCoils(mut v)
+        | tokio_modbus::Response::ReadDiscreteInputs(mut v) => {
+            if v.len() < count || v.len() > count.div_ceil(8) * 8 {
+                return Err(short(v.len()));
+            }
+            v.truncate(count);
+            Ok(Reply::Bits(v))
+        }
+        tokio_modbus::Response::ReadHoldingRegisters(v)
+        | tokio_modbus::Response::ReadInputRegisters(v) => {
+            if v.len() != count {
+                return Err(short(v.len()));
+            }
+            Ok(Reply::Registers(v))
+        }
+        other => Err(CallError::Protocol(format!(
+            "{other:?} in answer to a read"
+        ))),
     }
 }
 

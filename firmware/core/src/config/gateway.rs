@@ -32,6 +32,40 @@ pub struct GatewayConfig {
     /// Live data (`GET /events`): how often subscribed channels are checked for changes, ms.
     #[serde(default = "events_interval")]
     pub events_interval_ms: u64,
+    /// Requests per client IP address (429 beyond it).
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
+}
+
+/// A token bucket per client IP: `burst` requests at once, refilled at `per_second`. The
+/// default is far above what an HMI or a scraper sends and stops a flood.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default = "per_second")]
+    pub per_second: f64,
+    #[serde(default = "burst")]
+    pub burst: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            enabled: true,
+            per_second: per_second(),
+            burst: burst(),
+        }
+    }
+}
+
+fn per_second() -> f64 {
+    1000.0
+}
+
+fn burst() -> u32 {
+    2000
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -66,6 +100,7 @@ impl Default for GatewayConfig {
             request_timeout_ms: request_timeout(),
             upstreams: BTreeMap::new(),
             events_interval_ms: events_interval(),
+            rate_limit: RateLimitConfig::default(),
         }
     }
 }
@@ -92,6 +127,12 @@ impl GatewayConfig {
         }
         if self.request_timeout_ms == 0 {
             p.push("request_timeout_ms: must be greater than 0".into());
+        }
+        if !(self.rate_limit.per_second.is_finite() && self.rate_limit.per_second > 0.0) {
+            p.push("rate_limit.per_second: must be a number greater than 0".into());
+        }
+        if self.rate_limit.burst == 0 {
+            p.push("rate_limit.burst: must be at least 1".into());
         }
         if self.events_interval_ms < 50 {
             p.push("events_interval_ms: must be at least 50".into());
