@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import random
-import re
 import shutil
 import subprocess
 import sys
@@ -35,7 +34,8 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
 import soak  # noqa: E402
-from soak import Procs, free_port, http, influx_query, log, port_open, redis_cmd, wait, write  # noqa: E402
+from soak import (Procs, free_port, http, influx_query, log, port_open, redis_cmd,  # noqa: E402
+                  start_influxd, start_mosquitto, start_redis, wait, write)
 
 soak.PROG = "chaos"
 
@@ -94,25 +94,13 @@ class Rig:
 
     # --- the neighbours -------------------------------------------------------------------
     def start_redis(self):
-        self.p["redis"] = self.procs.start("redis", ["redis-server", "--port", str(self.ports["redis"]), "--bind", "127.0.0.1",
-                                                     "--save", "", "--appendonly", "no", "--dir", self.work])
-        wait("redis", lambda: redis_cmd(self.ports["redis"], "PING").strip() == "PONG")
+        self.p["redis"] = start_redis(self.procs, self.work, self.ports["redis"])
 
     def start_influx(self):
-        w = self.work
-        write(f"{w}/influx/influxdb.conf",
-              f"reporting-disabled = true\nbind-address = \"127.0.0.1:{self.influx_rpc}\"\n[meta]\n  dir = \"{w}/influx/meta\"\n"
-              f"[data]\n  dir = \"{w}/influx/data\"\n  wal-dir = \"{w}/influx/wal\"\n  query-log-enabled = false\n"
-              f"[monitor]\n  store-enabled = false\n[http]\n  bind-address = \"127.0.0.1:{self.ports['influx']}\"\n  log-enabled = false\n")
-        self.p["influx"] = self.procs.start("influxd", ["influxd", "-config", f"{w}/influx/influxdb.conf"])
-        wait("influxd", lambda: port_open(self.ports["influx"]))
-        wait("influxd answering", lambda: http(f"http://127.0.0.1:{self.ports['influx']}/ping")[0] == 204)
+        self.p["influx"] = start_influxd(self.procs, self.work, self.ports["influx"], self.influx_rpc)
 
     def start_mqtt(self):
-        write(f"{self.work}/mosquitto.conf",
-              f"allow_anonymous true\npersistence false\nlog_dest none\nlistener {self.ports['mqtt']} 127.0.0.1\n")
-        self.p["mqtt"] = self.procs.start("mosquitto", [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", f"{self.work}/mosquitto.conf"])
-        wait("mosquitto", lambda: port_open(self.ports["mqtt"]))
+        self.p["mqtt"] = start_mosquitto(self.procs, self.work, self.ports["mqtt"])
 
     def start_devices(self):
         argv = [f"{self.a.bin}/voltage-sim"]

@@ -141,6 +141,34 @@ def write(path, text):
         f.write(text)
 
 
+def start_redis(procs, work, port):
+    """A private redis-server without persistence, answering PING."""
+    p = procs.start("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                              "--save", "", "--appendonly", "no", "--dir", work])
+    wait("redis", lambda: redis_cmd(port, "PING").strip() == "PONG")
+    return p
+
+
+def start_influxd(procs, work, port, rpc_port):
+    """A private influxd 1.x on `port` (its RPC on `rpc_port`), answering /ping."""
+    write(f"{work}/influx/influxdb.conf",
+          f"reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc_port}\"\n[meta]\n  dir = \"{work}/influx/meta\"\n"
+          f"[data]\n  dir = \"{work}/influx/data\"\n  wal-dir = \"{work}/influx/wal\"\n  query-log-enabled = false\n"
+          f"[monitor]\n  store-enabled = false\n[http]\n  bind-address = \"127.0.0.1:{port}\"\n  log-enabled = false\n")
+    p = procs.start("influxd", ["influxd", "-config", f"{work}/influx/influxdb.conf"])
+    wait("influxd", lambda: port_open(port))
+    wait("influxd answering", lambda: http(f"http://127.0.0.1:{port}/ping")[0] == 204)
+    return p
+
+
+def start_mosquitto(procs, work, port):
+    """A private mosquitto without persistence, anonymous, on `port`."""
+    write(f"{work}/mosquitto.conf", f"allow_anonymous true\npersistence false\nlog_dest none\nlistener {port} 127.0.0.1\n")
+    p = procs.start("mosquitto", [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", f"{work}/mosquitto.conf"])
+    wait("mosquitto", lambda: port_open(port))
+    return p
+
+
 def configure(cfg, a, addrs, rtu_link, ports):
     """The daemon's configuration directory: every service on, ports from `ports`."""
     animated = min(a.points, 10)
@@ -230,16 +258,9 @@ def run(a, work, procs, warmup, t_run):
     ports = {s: free_port() for s in ("redis", "influx", "mqtt", "comsrv", "modsrv", "alarmsrv",
                                        "rulesrv", "hissrv", "gateway", "netsrv")}
     influx_rpc = free_port()
-    procs.start("redis", ["redis-server", "--port", str(ports["redis"]), "--bind", "127.0.0.1",
-                          "--save", "", "--appendonly", "no", "--dir", work])
-    write(f"{work}/influx/influxdb.conf",
-          f"reporting-disabled = true\nbind-address = \"127.0.0.1:{influx_rpc}\"\n[meta]\n  dir = \"{work}/influx/meta\"\n"
-          f"[data]\n  dir = \"{work}/influx/data\"\n  wal-dir = \"{work}/influx/wal\"\n  query-log-enabled = false\n"
-          f"[monitor]\n  store-enabled = false\n[http]\n  bind-address = \"127.0.0.1:{ports['influx']}\"\n  log-enabled = false\n")
-    procs.start("influxd", ["influxd", "-config", f"{work}/influx/influxdb.conf"])
-    write(f"{work}/mosquitto.conf", f"allow_anonymous true\npersistence false\nlog_dest none\nlistener {ports['mqtt']} 127.0.0.1\n")
-    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    procs.start("mosquitto", [mosquitto, "-c", f"{work}/mosquitto.conf"])
+    start_redis(procs, work, ports["redis"])
+    start_influxd(procs, work, ports["influx"], influx_rpc)
+    start_mosquitto(procs, work, ports["mqtt"])
     # The TCP devices: one simulator, --channels listeners sharing one register bank.
     animated = min(a.points, 10)
     sets = [arg for r in range(animated) for arg in ("--set", f"1:hr:{r}=100")]
@@ -255,10 +276,7 @@ def run(a, work, procs, warmup, t_run):
     rtu_sets = [arg for s in range(1, a.rtu_slaves + 1) for r in (0, 1) for arg in ("--set", f"{10 + s}:hr:{r}={200 + r}")]
     procs.start("sim-rtu", [f"{a.bin}/voltage-sim", "--listen", "127.0.0.1:0", "--rtu", f"{link}-device",
                             "--baud", "115200", *rtu_sets, "--animate"])
-    wait("redis", lambda: redis_cmd(ports["redis"], "PING").strip() == "PONG")
-    wait("influxd", lambda: port_open(ports["influx"]))
     influx_query(ports["influx"], "CREATE DATABASE soak")
-    wait("mosquitto", lambda: port_open(ports["mqtt"]))
 
     cfg = f"{work}/config"
     rtu, _ = configure(cfg, a, addrs, link, ports)

@@ -6,12 +6,12 @@ use std::time::Duration;
 use voltage_tests::daemon::{create_token, voltage_yaml, Daemon};
 use voltage_tests::*;
 
-fn json(s: &str) -> serde_json::Value {
+pub(super) fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
 }
 
 /// The product's error shape: `{"error":{"code":N,"message":"..."}}` with N the status.
-fn assert_error_shape(code: u16, body: &str) {
+pub(super) fn assert_error_shape(code: u16, body: &str) {
     let v = json(body);
     assert_eq!(v["error"]["code"], code, "{body}");
     assert!(
@@ -20,6 +20,17 @@ fn assert_error_shape(code: u16, body: &str) {
             .is_some_and(|m| !m.is_empty()),
         "{body}"
     );
+}
+
+/// The API description committed in the repository (firmware/gateway/openapi.json).
+pub(super) fn committed_openapi() -> serde_json::Value {
+    json(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../firmware/gateway/openapi.json"),
+        )
+        .unwrap(),
+    )
 }
 
 fn virtual_channel(env: &TestEnv, id: u32, value: f64) {
@@ -394,13 +405,7 @@ async fn the_openapi_description_matches_the_real_routes() {
     let (code, body) = d.call("GET", "/openapi.json", None, "").await;
     assert_eq!(code, 200);
     let spec = json(&body);
-    let committed: serde_json::Value = json(
-        &std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../firmware/gateway/openapi.json"),
-        )
-        .unwrap(),
-    );
+    let committed = committed_openapi();
     assert_eq!(spec, committed, "served = the file in the repository");
     let paths = spec["paths"].as_object().expect("paths");
     assert!(paths.len() >= 25, "{} paths", paths.len());

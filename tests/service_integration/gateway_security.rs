@@ -8,30 +8,11 @@ use tokio::io::AsyncReadExt;
 use voltage_tests::daemon::{create_token, voltage_yaml, Daemon};
 use voltage_tests::*;
 
-fn json(s: &str) -> serde_json::Value {
-    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
-}
-
-fn assert_error_shape(code: u16, body: &str) {
-    let v = json(body);
-    assert_eq!(v["error"]["code"], code, "{body}");
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-}
+use super::gateway::{assert_error_shape, committed_openapi};
 
 /// Every POST/PUT/DELETE/PATCH of the committed API description, with its path made concrete.
 fn write_routes() -> Vec<(String, String)> {
-    let spec = json(
-        &std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../firmware/gateway/openapi.json"),
-        )
-        .unwrap(),
-    );
+    let spec = committed_openapi();
     let mut out = Vec::new();
     for (path, ops) in spec["paths"].as_object().expect("paths") {
         for method in ops.as_object().unwrap().keys() {

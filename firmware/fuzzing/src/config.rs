@@ -77,6 +77,21 @@ pub fn check_csv(data: &[u8]) {
     }
 }
 
+/// The parse error of `text` as `T`, if any; a parsed value also goes through its own checks
+/// (whose findings are not errors of the file's syntax, but must not panic).
+fn parse_then<T: for<'de> serde::Deserialize<'de>, R>(
+    text: &str,
+    check: fn(&T) -> R,
+) -> Vec<ConfigError> {
+    match config::parse_yaml::<T>(FILE, text) {
+        Ok(v) => {
+            let _ = check(&v);
+            Vec::new()
+        }
+        Err(e) => vec![e],
+    }
+}
+
 pub fn check_yaml(data: &[u8]) {
     let Some((sel, text)) = text(data) else {
         return;
@@ -100,27 +115,9 @@ pub fn check_yaml(data: &[u8]) {
             }
             Err(e) => vec![e],
         },
-        2 => config::parse_yaml::<HissrvConfig>(FILE, text)
-            .map(|c| {
-                let _ = c.problems();
-            })
-            .err()
-            .into_iter()
-            .collect(),
-        3 => config::parse_yaml::<NetsrvConfig>(FILE, text)
-            .map(|c| {
-                let _ = c.problems();
-            })
-            .err()
-            .into_iter()
-            .collect(),
-        4 => config::parse_yaml::<GatewayConfig>(FILE, text)
-            .map(|c| {
-                let _ = c.problems();
-            })
-            .err()
-            .into_iter()
-            .collect(),
+        2 => parse_then(text, HissrvConfig::problems),
+        3 => parse_then(text, NetsrvConfig::problems),
+        4 => parse_then(text, GatewayConfig::problems),
         5 => config::check_board(FILE, text)
             .err()
             .map(|e| e.0)
