@@ -457,7 +457,7 @@ async fn alarm_events_reach_mqtt_in_order_across_a_broker_outage() {
     // An alarm from before netsrv forwards alarms is not replayed.
     create("before").await;
     let mut broker = voltage_tests::mqtt::Mosquitto::start().await;
-    let got = voltage_tests::mqtt::subscribe(broker.port, "voltage/site-1/alarms").await;
+    let got = voltage_tests::mqtt::subscribe(broker.port, "voltage/site-1/alarm").await;
     history_config(&env, 32, None, 50);
     env.write(
         "netsrv/netsrv.yaml",

@@ -27,6 +27,7 @@ import os
 import random
 import shutil
 import subprocess
+import signal
 import sys
 import tempfile
 import time
@@ -142,6 +143,8 @@ class Rig:
 
 
 def main():
+    # SIGTERM (a CI timeout, `timeout`) unwinds like Ctrl-C, so the finally below stops every child.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     p = argparse.ArgumentParser(prog="chaos")
     p.add_argument("--minutes", type=float, default=3)
     p.add_argument("--channels", type=int, default=20)

@@ -222,6 +222,8 @@ def configure(cfg, a, addrs, rtu_link, ports):
 
 
 def main():
+    # SIGTERM (a CI timeout, `timeout`) unwinds like Ctrl-C, so the finally below stops every child.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     p = argparse.ArgumentParser(prog="soak")
     p.add_argument("--minutes", type=float, default=5)
     p.add_argument("--channels", type=int, default=1000)

@@ -9,6 +9,8 @@ pub struct Influxd {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// With `auth-enabled`: the admin user the harness created, used by [`Influxd::query`].
+    admin: Option<(String, String)>,
 }
 
 fn free_port() -> u16 {
@@ -26,8 +28,36 @@ impl Influxd {
             port: free_port(),
             dir,
             child: None,
+            admin: None,
         };
         i.restart().await;
+        i
+    }
+
+    /// With `[http] auth-enabled = true` and an admin user `user`/`password` (created the way an
+    /// installer does: the first `CREATE USER ... WITH ALL PRIVILEGES` is allowed without auth).
+    pub async fn start_with_auth(user: &str, password: &str) -> Influxd {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut i = Influxd {
+            port: free_port(),
+            dir,
+            child: None,
+            admin: Some((user.into(), password.into())),
+        };
+        i.restart().await;
+        let created = crate::http_request(
+            i.port,
+            "POST",
+            &format!(
+                "/query?q={}",
+                urlencode(&format!(
+                    "CREATE USER {user} WITH PASSWORD '{password}' WITH ALL PRIVILEGES"
+                ))
+            ),
+            "",
+        )
+        .await;
+        assert_eq!(created.0, 200, "creating the admin user: {created:?}");
         i
     }
 
@@ -42,9 +72,10 @@ impl Influxd {
         std::fs::write(
             &conf,
             format!(
-                "reporting-disabled = true\nbind-address = \"127.0.0.1:{}\"\n[meta]\n  dir = \"{d}/meta\"\n[data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n  query-log-enabled = false\n[monitor]\n  store-enabled = false\n[http]\n  bind-address = \"127.0.0.1:{}\"\n  log-enabled = false\n",
+                "reporting-disabled = true\nbind-address = \"127.0.0.1:{}\"\n[meta]\n  dir = \"{d}/meta\"\n[data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n  query-log-enabled = false\n[monitor]\n  store-enabled = false\n[http]\n  bind-address = \"127.0.0.1:{}\"\n  log-enabled = false\n  auth-enabled = {}\n",
                 free_port(),
                 self.port,
+                self.admin.is_some(),
                 d = d.display()
             ),
         )
@@ -77,11 +108,22 @@ impl Influxd {
         let body = crate::http_request(
             self.port,
             "POST",
-            &format!("/query?db={db}&epoch=ns&q={}", urlencode(q)),
+            &format!(
+                "/query?db={db}&epoch=ns&q={}{}",
+                urlencode(q),
+                self.credentials()
+            ),
             "",
         )
         .await;
         serde_json::from_str(&body.1).unwrap_or_else(|e| panic!("influx answer {body:?}: {e}"))
+    }
+
+    fn credentials(&self) -> String {
+        self.admin
+            .as_ref()
+            .map(|(u, p)| format!("&u={}&p={}", urlencode(u), urlencode(p)))
+            .unwrap_or_default()
     }
 
     /// `[(time_ns, value)]` of the `value` column of a query's first series.

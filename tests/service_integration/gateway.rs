@@ -245,6 +245,7 @@ async fn bad_requests_get_json_errors_and_leave_the_daemon_healthy() {
 async fn a_gateway_process_routes_to_services_of_another_process() {
     let env = TestEnv::new().await;
     virtual_channel(&env, 31, 4.5);
+    env.write("gateway/gateway.yaml", "request_timeout_ms: 800\n");
     let (yaml, ports) = voltage_yaml("");
     env.write("voltage.yaml", &yaml);
     let services = Daemon::spawn(
@@ -300,6 +301,30 @@ async fn a_gateway_process_routes_to_services_of_another_process() {
     assert_eq!(code, 502, "{body}");
     assert_error_shape(502, &body);
     gw.wait_health(503, Duration::from_secs(5)).await;
+    // Something takes comsrv's port that accepts and never answers (a hung process): the
+    // gateway gives up at its request timeout with 504, in the same shape, and stays up.
+    let hung = tokio::net::TcpListener::bind(("127.0.0.1", gw.port("comsrv")))
+        .await
+        .expect("comsrv's port is free again");
+    let held = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((c, _)) = hung.accept().await {
+            conns.push(c);
+        }
+    });
+    let t = std::time::Instant::now();
+    let (code, body) = gw.call("GET", "/comsrv/channels", Some(&admin), "").await;
+    let took = t.elapsed();
+    assert_eq!(code, 504, "{body}");
+    assert_error_shape(504, &body);
+    assert!(body.contains("800 ms"), "names the deadline: {body}");
+    assert!(
+        took >= Duration::from_millis(700) && took < Duration::from_secs(5),
+        "answered after {took:?}"
+    );
+    let (code, _) = gw.call("GET", "/health", None, "").await;
+    assert_eq!(code, 503, "the gateway itself still answers");
+    held.abort();
     assert!(gw.stop().await.success());
 }
 

@@ -1,7 +1,7 @@
 //! hissrv's HTTP API: `/health`, `/status`, `/data/{type}` (history of one point).
 
 use crate::influx::SinkStats;
-use crate::{stopped, with_wal, SharedWal};
+use crate::{stopped, SharedWal};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -78,7 +78,7 @@ pub fn serve(
     let status = warp::path!("status").and(warp::get()).then(move || {
         let st = s2.clone();
         async move {
-            let wal = with_wal(&st.wal, |w| w.stats()).await;
+            let wal = st.wal.with(|w| w.stats()).await;
             let sink = st.sink.lock().unwrap_or_else(|p| p.into_inner()).clone();
             ok(serde_json::json!({"log": wal, "influxdb": st.influx.as_ref().map(|_| sink)}))
         }
@@ -171,7 +171,11 @@ async fn query(st: State, kind: &str, q: HashMap<String, String>) -> Reply {
             }
         }
     }
-    match with_wal(&st.wal, move |w| w.query(channel, k, point, s_ns, e_ns)).await {
+    match st
+        .wal
+        .with(move |w| w.query(channel, k, point, s_ns, e_ns))
+        .await
+    {
         Ok(recs) => {
             // As in InfluxDB, one value per timestamp (a restart may log the last reading again).
             let by_time: std::collections::BTreeMap<i64, f64> =

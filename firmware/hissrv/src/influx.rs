@@ -14,7 +14,7 @@
 //! field is a float), so the encoder is 20 lines and the client is reqwest 0.12 with rustls on
 //! ring for `https://` (see ARCHITECTURE.md).
 
-use crate::{stopped, with_wal, SharedWal};
+use crate::{stopped, SharedWal};
 use rand::Rng;
 use std::fmt::Write;
 use std::sync::{Arc, Mutex};
@@ -86,7 +86,16 @@ enum Outcome {
     Retry(String),
 }
 
-async fn post(client: &reqwest::Client, c: &InfluxConfig, body: String, attempt: u32) -> Outcome {
+/// Whether an error answer says that *this batch* can never be written (a bad line, a field type
+/// conflict, too large), so it is counted in `rejected_points` and skipped. Every other answer —
+/// 401/403 (wrong or rotated credentials), 404 (database not created yet), 429, 5xx — is about
+/// the server or its setup, not the data: the batch is retried with backoff for as long as it
+/// takes, and the log keeps it (bounded by its budget; eviction is counted).
+fn refused_for_good(status: u16) -> bool {
+    matches!(status, 400 | 413 | 422)
+}
+
+async fn post(client: &reqwest::Client, c: &InfluxConfig, body: String) -> Outcome {
     let mut req = client
         .post(write_url(c))
         .header("Content-Type", "text/plain; charset=utf-8");
@@ -120,9 +129,7 @@ async fn post(client: &reqwest::Client, c: &InfluxConfig, body: String, attempt:
             let text = r.text().await.unwrap_or_default();
             if status.is_success() {
                 Outcome::Delivered
-            } else if matches!(status.as_u16(), 400 | 413 | 422)
-                || (status.is_client_error() && attempt >= 5)
-            {
+            } else if refused_for_good(status.as_u16()) {
                 Outcome::Rejected(format!("{status}: {}", text.trim()))
             } else {
                 Outcome::Retry(format!("{status}: {}", text.trim()))
@@ -147,14 +154,13 @@ pub async fn run(
 ) {
     let flush = Duration::from_millis(c.flush_interval_ms);
     let mut backoff = Duration::from_millis(250);
-    let mut attempt = 0u32;
     let mut outage = false;
     tracing::info!(url = %c.url, api = ?c.api, "influxdb sink started");
     loop {
         if *stop.borrow() {
             return;
         }
-        let cursor = match with_wal(&wal, |w| w.cursor(SINK)).await {
+        let cursor = match wal.with(|w| w.cursor(SINK)).await {
             Ok(cur) => cur,
             Err(e) => {
                 tracing::error!(error = %e, "history log cursor unavailable");
@@ -162,7 +168,8 @@ pub async fn run(
             }
         };
         let max = c.batch_size;
-        let recs = with_wal(&wal, move |w| w.read_from(cursor, max))
+        let recs = wal
+            .with(move |w| w.read_from(cursor, max))
             .await
             .unwrap_or_default();
         if recs.is_empty() || (recs.len() < c.batch_size && !outage && young(&recs, flush)) {
@@ -188,14 +195,14 @@ pub async fn run(
         let outcome = if n == 0 {
             Outcome::Delivered
         } else {
-            post(&client, &c, body, attempt).await
+            post(&client, &c, body).await
         };
         match outcome {
             Outcome::Delivered | Outcome::Rejected(_) => {
                 if let Outcome::Rejected(m) = &outcome {
                     tracing::error!(points = n, error = %m, "influxdb rejected a batch; it is skipped (counted in rejected_points)");
                 }
-                if let Err(e) = with_wal(&wal, move |w| w.commit(SINK, next)).await {
+                if let Err(e) = wal.with(move |w| w.commit(SINK, next)).await {
                     tracing::error!(error = %e, "cannot advance the influxdb cursor");
                 }
                 {
@@ -216,7 +223,6 @@ pub async fn run(
                     tracing::info!("influxdb reachable again: replaying the backlog");
                 }
                 outage = false;
-                attempt = 0;
                 backoff = Duration::from_millis(250);
                 // Replay rate limit: a full batch means there is a backlog.
                 if recs.len() == c.batch_size && c.replay_points_per_s > 0 {
@@ -227,7 +233,6 @@ pub async fn run(
                 }
             }
             Outcome::Retry(m) => {
-                attempt += 1;
                 {
                     let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
                     s.failed_requests += 1;
@@ -261,6 +266,19 @@ fn young(recs: &[(u64, Record)], flush: Duration) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_answers_about_the_batch_itself_drop_it_credentials_and_missing_databases_are_retried() {
+        for code in [400, 413, 422] {
+            assert!(refused_for_good(code), "{code}");
+        }
+        for code in [401, 403, 404, 408, 429, 500, 502, 503, 504] {
+            assert!(
+                !refused_for_good(code),
+                "{code} must be retried, never dropped"
+            );
+        }
+    }
 
     #[test]
     fn records_become_line_protocol_with_ns_timestamps() {

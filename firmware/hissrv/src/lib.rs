@@ -41,21 +41,7 @@ pub enum HissrvError {
 }
 
 /// The log, shared by the sampler (writer), the sinks and the query API.
-pub type SharedWal = Arc<Mutex<Wal>>;
-
-/// Runs `f` on the log in a blocking thread (the log does file I/O and fsync).
-pub(crate) async fn with_wal<T: Send + 'static>(
-    wal: &SharedWal,
-    f: impl FnOnce(&mut Wal) -> T + Send + 'static,
-) -> T {
-    let wal = wal.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut g = wal.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut g)
-    })
-    .await
-    .expect("history log task panicked")
-}
+pub use voltage_wal::SharedWal;
 
 /// The log directory of a configuration (relative paths are relative to its data directory,
 /// which schema-1 configurations keep at the configuration directory).
@@ -87,7 +73,7 @@ pub async fn open_wal(config: &Config) -> Result<SharedWal, HissrvError> {
             "history log recovered after an unclean stop");
     }
     tracing::info!(dir = %dir.display(), records = report.records, next_seq = report.next_seq, "history log open");
-    Ok(Arc::new(Mutex::new(wal)))
+    Ok(SharedWal::new(wal))
 }
 
 fn empty() -> HissrvConfig {
@@ -167,7 +153,7 @@ pub async fn start(
             let _ = t.await;
         }
         let _ = http.await;
-        let _ = with_wal(&wal, |w| w.sync()).await;
+        let _ = wal.with(|w| w.sync()).await;
         tracing::info!("hissrv stopped");
     });
     Ok(Running::new(local_addr, stop_tx, task).with_handler(handler))

@@ -5,7 +5,7 @@
 //! (so at most one record per point per interval); with 0 it is looked at every 250 ms and
 //! records every change. Timestamps are the readings' own, not the sampling time.
 
-use crate::{stopped, with_wal, SharedWal};
+use crate::{stopped, SharedWal};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,7 +96,7 @@ pub async fn run(
             continue;
         }
         let n = batch.len();
-        match with_wal(&wal, move |w| w.append(&batch)).await {
+        match wal.with(move |w| w.append(&batch)).await {
             Ok(_) => {
                 // Only readings that are in the log count as recorded: a failed append is
                 // retried with the next look.

@@ -1,7 +1,7 @@
 //! The HTTP POST sink: each batch is POSTed as JSON; any 2xx acknowledges it. Failures are
 //! retried with backoff (the log keeps the data).
 
-use crate::{next_batch, payload, stopped, with_wal, Shared, SharedWal};
+use crate::{next_batch, payload, stopped, Shared, SharedWal};
 use std::time::Duration;
 use tokio::sync::watch;
 use voltage_core::config::HttpSinkConfig;
@@ -42,7 +42,7 @@ pub async fn run(
         };
         match err {
             None => {
-                if let Err(e) = with_wal(&wal, move |w| w.commit(SINK, next)).await {
+                if let Err(e) = wal.with(move |w| w.commit(SINK, next)).await {
                     tracing::error!(error = %e, "cannot advance the http cursor");
                 }
                 let mut s = state.lock().unwrap_or_else(|p| p.into_inner());

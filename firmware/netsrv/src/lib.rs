@@ -9,7 +9,7 @@
 //! `{"device_id":"site-1","first_seq":10,"points":[{"seq":10,"channel_id":1001,"type":"T",
 //! "point_id":1,"value":100.5,"ts_ns":1700000000000000000},...]}`. The MQTT last will marks
 //! `{prefix}/{device_id}/status` `offline` (retained); `online` is published on connection.
-//! Alarm events go to `{prefix}/{device_id}/alarms` (`{"device_id":..,"events":[{"event_id":
+//! Alarm events go to `{prefix}/{device_id}/alarm` (`{"device_id":..,"events":[{"event_id":
 //! "1700000000000-0","alarm_id":"7","event":"created","status":"Active","level":"Critical",
 //! "title":..,"source":..,"at":..,"by":..}]}`), from their own cursor (see `alarms`).
 
@@ -24,10 +24,10 @@ use tokio::sync::watch;
 use voltage_core::config::Config;
 pub(crate) use voltage_http::stopped;
 pub use voltage_http::Running;
-use voltage_wal::{Record, Wal};
+use voltage_wal::Record;
 use warp::Filter;
 
-pub type SharedWal = Arc<Mutex<Wal>>;
+pub use voltage_wal::SharedWal;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetsrvError {
@@ -53,19 +53,6 @@ pub struct SinkState {
 }
 
 pub(crate) type Shared = Arc<Mutex<SinkState>>;
-
-pub(crate) async fn with_wal<T: Send + 'static>(
-    wal: &SharedWal,
-    f: impl FnOnce(&mut Wal) -> T + Send + 'static,
-) -> T {
-    let wal = wal.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut g = wal.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut g)
-    })
-    .await
-    .expect("log task panicked")
-}
 
 fn kind_letter(k: u8) -> String {
     (k as char).to_string()
@@ -146,7 +133,7 @@ pub async fn start(
     let status = warp::path!("status").and(warp::get()).then(move || {
         let (m, h, w) = (m.clone(), h.clone(), w.clone());
         async move {
-            let log = with_wal(&w, |w| w.stats()).await;
+            let log = w.with(|w| w.stats()).await;
             let m = m.lock().unwrap_or_else(|p| p.into_inner()).clone();
             let h = h.lock().unwrap_or_else(|p| p.into_inner()).clone();
             warp::reply::json(&serde_json::json!({"log": log, "mqtt": m, "http": h}))
@@ -178,11 +165,12 @@ pub(crate) async fn next_batch(
     stop: &mut watch::Receiver<bool>,
 ) -> Option<(Vec<(u64, Record)>, u64)> {
     loop {
-        let r = with_wal(wal, move |w| {
-            let c = w.cursor(sink)?;
-            w.read_from(c, max)
-        })
-        .await;
+        let r = wal
+            .with(move |w| {
+                let c = w.cursor(sink)?;
+                w.read_from(c, max)
+            })
+            .await;
         match r {
             Ok(recs) if !recs.is_empty() => {
                 let next = recs.last().map(|(s, _)| s + 1).unwrap_or(0);

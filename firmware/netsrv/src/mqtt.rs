@@ -5,7 +5,7 @@
 //! promises): no second, hidden retransmission queue exists besides the log.
 
 use crate::alarms::AlarmFeed;
-use crate::{payload, stopped, with_wal, Shared, SharedWal};
+use crate::{payload, stopped, Shared, SharedWal};
 use rumqttc::{
     AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport,
 };
@@ -62,7 +62,7 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let topic = format!("{}/{device_id}/telemetry", c.prefix);
-    let alarm_topic = format!("{}/{device_id}/alarms", c.prefix);
+    let alarm_topic = format!("{}/{device_id}/alarm", c.prefix);
     let status_topic = format!("{}/{device_id}/status", c.prefix);
     let mut backoff = Duration::from_millis(250);
     'connection: loop {
@@ -92,11 +92,12 @@ pub async fn run(
         loop {
             if connected && !in_flight {
                 let max = c.batch_size;
-                let batch = with_wal(&wal, move |w| {
-                    let cur = w.cursor(SINK)?;
-                    w.read_from(cur, max)
-                })
-                .await;
+                let batch = wal
+                    .with(move |w| {
+                        let cur = w.cursor(SINK)?;
+                        w.read_from(cur, max)
+                    })
+                    .await;
                 match batch {
                     Ok(recs) if !recs.is_empty() => {
                         let next = recs.last().map(|(s, _)| s + 1).unwrap_or(0);
@@ -171,7 +172,7 @@ pub async fn run(
                             alarms_in_flight = false;
                         }
                         if let Some(Sent::Batch { next, records }) = sent {
-                            if let Err(e) = with_wal(&wal, move |w| w.commit(SINK, next)).await {
+                            if let Err(e) = wal.with(move |w| w.commit(SINK, next)).await {
                                 tracing::error!(error = %e, "cannot advance the mqtt cursor");
                             }
                             let mut s = state.lock().unwrap_or_else(|p| p.into_inner());

@@ -139,8 +139,14 @@ fn init_tracing(format: &str) {
     }
 }
 
+/// The blocking pool's cap. The daemon's blocking work is the history log (one operation at a
+/// time, see `voltage_wal::SharedWal`) and name lookups of upstream hosts; tokio's default of
+/// 512 threads would let a burst pin megabytes of stacks on a controller with 256 MiB of RAM.
+const MAX_BLOCKING_THREADS: usize = 16;
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .enable_all()
         .build()
         .context("starting the async runtime")

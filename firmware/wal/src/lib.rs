@@ -51,6 +51,7 @@ mod cursor;
 pub mod ledger;
 mod read;
 mod segment;
+mod shared;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -58,6 +59,7 @@ mod tests_recovery;
 mod types;
 
 pub use ledger::{CursorBook, SinkCursor, Span};
+pub use shared::SharedWal;
 pub use types::{Fsync, Record, RecoveryReport, SinkBacklog, WalConfig, WalError, WalStats};
 
 use cursor::{valid_sink, CursorFiles};

@@ -23,7 +23,7 @@ pub struct MqttConfig {
     pub client_id: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
-    /// Topics are `{prefix}/{device_id}/telemetry`, `.../alarms` and `.../status`.
+    /// Topics are `{prefix}/{device_id}/telemetry`, `.../alarm` (the seed's topic) and `.../status`.
     #[serde(default = "prefix")]
     pub prefix: String,
     #[serde(default = "keep_alive")]
@@ -31,7 +31,7 @@ pub struct MqttConfig {
     /// Records per message (default 100).
     #[serde(default = "batch")]
     pub batch_size: usize,
-    /// Also forward every alarm event to `{prefix}/{device_id}/alarms` (default true).
+    /// Also forward every alarm event to `{prefix}/{device_id}/alarm` (default true).
     #[serde(default = "yes")]
     pub alarms: bool,
     /// Connect over TLS (MQTTS) with this trust anchor and optional client certificate.
