@@ -338,18 +338,26 @@ async fn a_torn_log_tail_is_truncated_and_the_rest_is_delivered() {
 
 /// The broker goes away and comes back: every sample is delivered over MQTT (QoS 1), in log
 /// order, including those taken while it was away.
+///
+/// netsrv reaches the broker through a proxy that stays shut until the test's subscriber is
+/// subscribed again after the restart: what the subscriber sees is then only up to netsrv, not
+/// to whether the broker restored the subscriber's session from its persistence file before
+/// netsrv's backlog arrived (it does not always: a race of the harness, not of netsrv).
 #[tokio::test]
 async fn mqtt_broker_down_and_back_delivers_every_sample_in_order() {
     let env = TestEnv::new().await;
     let mut broker = voltage_tests::mqtt::Mosquitto::start().await;
-    let got = voltage_tests::mqtt::subscribe(broker.port, "voltage/site-1/telemetry").await;
+    let (got, mut subscriptions) =
+        voltage_tests::mqtt::subscribe_counting(broker.port, "voltage/site-1/telemetry").await;
+    let path = voltage_tests::proxy::NetworkProxy::new(([127, 0, 0, 1], broker.port).into()).await;
     history_config(&env, 31, None, 50);
-    env.write("netsrv/netsrv.yaml", &format!("device_id: site-1\nmqtt: {{host: 127.0.0.1, port: {}, batch_size: 4, keep_alive_s: 5}}\n", broker.port));
+    env.write("netsrv/netsrv.yaml", &format!("device_id: site-1\nmqtt: {{host: 127.0.0.1, port: {}, batch_size: 4, keep_alive_s: 5}}\n", path.addr().port()));
     let (h, n) = env.start_history_and_net().await;
     let t0 = now_ms() - 60_000;
     let mut want = Vec::new();
     for i in 0..20u64 {
         if i == 8 {
+            path.block_connections().await;
             broker.stop();
         }
         let (ts, v) = (t0 + i * 1000, i as f64 + 0.5);
@@ -357,6 +365,11 @@ async fn mqtt_broker_down_and_back_delivers_every_sample_in_order() {
         want.push((ts as i64 * 1_000_000, v));
     }
     broker.restart().await;
+    tokio::time::timeout(Duration::from_secs(10), subscriptions.wait_for(|n| *n >= 2))
+        .await
+        .expect("the subscriber is subscribed again")
+        .unwrap();
+    path.allow_connections().await;
     // Points as received: (seq, ts_ns, value) in arrival order; QoS 1 may repeat a batch.
     let received = || {
         let msgs = got.lock().unwrap().clone();
@@ -391,7 +404,8 @@ async fn mqtt_broker_down_and_back_delivers_every_sample_in_order() {
         }
     }
     let values: Vec<(i64, f64)> = dedup.iter().map(|p| (p.1, p.2)).collect();
-    assert_eq!(values, want, "every sample, in order");
+    let (_, status) = http_get(n.local_addr(), "/status").await;
+    assert_eq!(values, want, "every sample, in order; netsrv: {status}");
     h.stop().await;
     n.stop().await;
 }

@@ -6,6 +6,8 @@ Faults (one at a time, at a random moment, each undone after a random outage):
   influx   influxd stopped and started (hissrv's sink must keep everything in its log)
   mqtt     mosquitto stopped and started (netsrv's sink)
   devices  the Modbus TCP simulator stopped (every slave silent) and started on the same ports
+  link     every device link black-holed by the proxy in front of the devices (connections stay
+           open, bytes vanish: a pulled cable, not a refused port), then let through again
 
 Invariants, checked after every fault once it is undone:
   - no panic in the daemon's log;
@@ -47,11 +49,11 @@ BACKOFF_MAX_MS = 5000
 STORM_BOUND = 12
 
 
-def reconnects(rig, a):
-    """Connection attempts of every channel: failed ones (connection_errors) and successful
+def reconnects(rig, channels):
+    """Connection attempts of `channels`: failed ones (connection_errors) and successful
     reconnects (reconnect_count)."""
     n = 0
-    for ch in range(1, a.channels + 1):
+    for ch in channels:
         st = rig.channel(ch, "stats")
         n += int(st.get("reconnect_count", 0) or 0) + int(st.get("connection_errors", 0) or 0)
     return n
@@ -90,6 +92,13 @@ class Rig:
                                                 "rulesrv", "hissrv", "gateway", "netsrv")}
         self.influx_rpc = free_port()
         self.dev_ports = [free_port() for _ in range(a.channels)]
+        # Even channels reach their device through the proxy (scripts/soak.d/proxy.py), odd
+        # ones directly: a stopped device refuses the odd ones' connections, while the proxy
+        # accepts and then closes (counted twice: a reconnect and a connection error), so each
+        # fault's connection attempts are counted on the channels it is about.
+        self.direct = [ch for ch in range(1, a.channels + 1) if ch % 2 == 1]
+        self.proxied = [ch for ch in range(1, a.channels + 1) if ch % 2 == 0]
+        self.link_ports = {ch: free_port() for ch in self.proxied}
         self.p = {}
         self.daemon_starts = 0
 
@@ -110,6 +119,19 @@ class Rig:
         argv += ["--set", "1:hr:0=100", "--set", "1:hr:1=7", "--animate"]
         self.p["devices"] = self.procs.start("devices", argv)
         wait("the devices", lambda: all(port_open(p) for p in self.dev_ports))
+
+    def start_links(self):
+        argv = [sys.executable, os.path.join(os.path.dirname(__file__), "proxy.py")]
+        for ch, lp in self.link_ports.items():
+            argv += ["--map", f"{lp}:{self.dev_ports[ch - 1]}"]
+        self.p["links"] = self.procs.start("links", argv)
+        wait("the links", lambda: all(port_open(p) for p in self.link_ports.values()))
+
+    def addrs(self):
+        return [f"127.0.0.1:{self.link_ports.get(ch, self.dev_ports[ch - 1])}" for ch in range(1, self.a.channels + 1)]
+
+    def block_links(self, blocked):
+        self.p["links"].send_signal(signal.SIGUSR1 if blocked else signal.SIGUSR2)
 
     def start_daemon(self):
         self.daemon_starts += 1
@@ -174,7 +196,8 @@ def run(a, rig, rnd, seed):
     influx_query(rig.ports["influx"], "CREATE DATABASE chaos")
     rig.start_mqtt()
     rig.start_devices()
-    configure(f"{rig.work}/config", rig.ports, [f"127.0.0.1:{p}" for p in rig.dev_ports], f"{rig.work}/data")
+    rig.start_links()
+    configure(f"{rig.work}/config", rig.ports, rig.addrs(), f"{rig.work}/data")
     rig.start_daemon()
     log(f"seed {seed}: {a.minutes:g} min of faults on {a.channels} Modbus TCP channels, a ledger channel into history")
 
@@ -207,7 +230,7 @@ def run(a, rig, rnd, seed):
         untaken[ts * 1_000_000] = v
 
     faults, failures, outages, worst = [], [], 0, 0.0
-    kinds = ["kill", "redis", "influx", "mqtt", "devices"]
+    kinds = ["kill", "redis", "influx", "mqtt", "devices", "link"]
     end = time.time() + a.minutes * 60
     next_fault = time.time() + rnd.uniform(5, 15)
     while time.time() < end:
@@ -218,10 +241,13 @@ def run(a, rig, rnd, seed):
         down = rnd.uniform(2, 8)
         t_f = time.time()
         log(f"fault {len(faults) + 1}: {kind} for {down:.1f} s")
-        if kind == "devices":
-            r0 = reconnects(rig, a)
+        counted = {"devices": rig.direct, "link": rig.proxied}.get(kind)
+        if counted:
+            r0 = reconnects(rig, counted)
         if kind == "kill":
             rig.stop("daemon", "KILL")
+        elif kind == "link":
+            rig.block_links(True)
         else:
             rig.stop(kind)
         # Readings keep coming during the outage (the daemon cannot take them while it is down).
@@ -229,13 +255,13 @@ def run(a, rig, rnd, seed):
         while time.time() < until:
             write_reading()
         {"kill": rig.start_daemon, "redis": rig.start_redis, "influx": rig.start_influx,
-         "mqtt": rig.start_mqtt, "devices": rig.start_devices}[kind]()
+         "mqtt": rig.start_mqtt, "devices": rig.start_devices, "link": lambda: rig.block_links(False)}[kind]()
         ok, why = recovered(rig, a, t_f + down)
-        if kind == "devices":
+        if counted:
             # Connection attempts of this outage (counted in Redis, read before and after it: a Redis
             # restart elsewhere empties the counters, so only this window is compared).
             outages += 1
-            per = (reconnects(rig, a) - r0) / a.channels
+            per = (reconnects(rig, counted) - r0) / len(counted)
             worst = max(worst, per)
             if per > STORM_BOUND:
                 ok = False

@@ -93,6 +93,16 @@ impl Drop for Mosquitto {
 /// Subscribes (persistent session, QoS 1) to `topic` and keeps every payload, reconnecting
 /// after broker restarts.
 pub async fn subscribe(port: u16, topic: &str) -> Arc<Mutex<Vec<String>>> {
+    subscribe_counting(port, topic).await.0
+}
+
+/// [`subscribe`], and how many times the subscription was acknowledged (1 after the first
+/// connection; one more after every reconnection), so a test can wait for the subscriber to be
+/// back before it lets a publisher reach a restarted broker.
+pub async fn subscribe_counting(
+    port: u16,
+    topic: &str,
+) -> (Arc<Mutex<Vec<String>>>, tokio::sync::watch::Receiver<u32>) {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
     let got: Arc<Mutex<Vec<String>>> = Arc::default();
     let mut o = MqttOptions::new(format!("test-sub-{port}"), "127.0.0.1", port);
@@ -100,7 +110,7 @@ pub async fn subscribe(port: u16, topic: &str) -> Arc<Mutex<Vec<String>>> {
     o.set_keep_alive(Duration::from_secs(5));
     let (client, mut events) = AsyncClient::new(o, 64);
     let (g, t) = (got.clone(), topic.to_string());
-    let (subscribed_tx, mut subscribed) = tokio::sync::watch::channel(false);
+    let (subscribed_tx, mut subscribed) = tokio::sync::watch::channel(0u32);
     tokio::spawn(async move {
         let _client = client.clone();
         loop {
@@ -109,7 +119,7 @@ pub async fn subscribe(port: u16, topic: &str) -> Arc<Mutex<Vec<String>>> {
                     let _ = client.subscribe(t.clone(), QoS::AtLeastOnce).await;
                 }
                 Ok(Event::Incoming(Packet::SubAck(_))) => {
-                    let _ = subscribed_tx.send(true);
+                    subscribed_tx.send_modify(|n| *n += 1);
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     g.lock()
@@ -121,9 +131,9 @@ pub async fn subscribe(port: u16, topic: &str) -> Arc<Mutex<Vec<String>>> {
             }
         }
     });
-    tokio::time::timeout(Duration::from_secs(10), subscribed.wait_for(|s| *s))
+    tokio::time::timeout(Duration::from_secs(10), subscribed.wait_for(|n| *n > 0))
         .await
         .expect("subscribed")
         .unwrap();
-    got
+    (got, subscribed)
 }

@@ -80,9 +80,28 @@ pub(crate) async fn drive<D: Driver>(
                 _ = stop.wait() => break,
             }
         }
-        backoff.reset();
         d.poll(&mut tally, &p, &mut stop).await;
+        let answered = tally.any_success;
         d.finish(tally).await;
+        // The backoff restarts only when the device answered, not when a connection opened: a
+        // black-holed path or a serial gateway whose device is dead accepts every connection
+        // and answers nothing. Reconnecting on every poll would hammer it (gateways have few
+        // connection slots); it gets the same backoff as a refused connection instead.
+        if answered {
+            backoff.reset();
+        } else if d.needs_connect() {
+            let delay = backoff.next_delay(&mut rng);
+            tracing::debug!(
+                channel = d.id(),
+                kind,
+                delay_ms = delay.as_millis() as u64,
+                "connected but nothing answered: reconnect backoff"
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stop.wait() => break,
+            }
+        }
     }
     d.close().await;
     tracing::info!(channel = d.id(), kind, "channel stopped");
