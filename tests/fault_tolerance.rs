@@ -213,11 +213,7 @@ async fn sigkill_during_an_outage_then_restart_loses_no_sample() {
     influx.query("", "CREATE DATABASE ems").await;
     influx.stop();
     history_config(&env, 22, Some((&influx.url(), "ems")), 50);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = voltage_tests::free_port();
     env.write(
         "voltage.yaml",
         &format!("services:\n  hissrv: {{port: {port}}}\n"),

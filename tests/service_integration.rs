@@ -180,11 +180,7 @@ async fn voltage_run_stops_cleanly_on_sigterm() {
     let env = TestEnv::new().await;
     let server = sim().await;
     server.bank().set_holding(1, 0, 77);
-    let http_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let http_port = voltage_tests::free_port();
     env.write(
         "voltage.yaml",
         &format!("services:\n  comsrv: {{port: {http_port}}}\n"),

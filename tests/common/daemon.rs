@@ -10,13 +10,7 @@ pub const SERVICES: [&str; 7] = [
     "comsrv", "modsrv", "alarmsrv", "rulesrv", "hissrv", "gateway", "netsrv",
 ];
 
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+pub use crate::ports::free_port;
 
 /// `voltage.yaml` text with every service on a free port; returns it and the ports.
 pub fn voltage_yaml(extra: &str) -> (String, BTreeMap<String, u16>) {

@@ -1,7 +1,7 @@
 //! A real InfluxDB 1.x (Debian's `influxdb` package) for tests: `influxd` in the foreground with
 //! a temp config, data directories and free ports; stopped (and restartable) by the test.
 
-use std::net::TcpListener;
+use crate::ports::free_port;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -11,14 +11,6 @@ pub struct Influxd {
     child: Option<Child>,
     /// With `auth-enabled`: the admin user the harness created, used by [`Influxd::query`].
     admin: Option<(String, String)>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 impl Influxd {

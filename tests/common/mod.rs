@@ -11,6 +11,7 @@ pub mod nginx;
 pub mod peers;
 pub mod pki;
 pub mod plugin;
+pub mod ports;
 pub mod proxy;
 pub mod redis_server;
 pub mod serial;
@@ -21,6 +22,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use voltage_store::Store;
 
+pub use ports::free_port;
 pub use proxy::NetworkProxy;
 pub use redis_server::RedisServer;
 pub use serial::PtyPair;

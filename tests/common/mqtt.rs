@@ -1,7 +1,7 @@
 //! A real MQTT broker (Debian's mosquitto) for tests, with persistence so that a subscriber's
 //! session survives a broker restart; and a subscriber that records every message.
 
-use std::net::TcpListener;
+use crate::ports::free_port;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,14 +13,6 @@ pub struct Mosquitto {
     pub extra: Option<(u16, String)>,
     dir: tempfile::TempDir,
     child: Option<Child>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Mosquitto {

@@ -1,7 +1,7 @@
 //! A private `redis-server` for one test binary, on an ephemeral port, that dies with the test
 //! process (PR_SET_PDEATHSIG from a thread that lives as long as the process).
 
-use std::net::TcpListener;
+use crate::ports::free_port;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -14,14 +14,6 @@ pub struct RedisServer {
 }
 
 const DATABASES: u32 = 1024;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
 
 fn spawn(port: u16) -> Child {
     // Spawned from a dedicated, never-ending thread: PDEATHSIG fires when the spawning *thread*

@@ -106,11 +106,7 @@ async fn history_without_influxdb_is_served_from_the_local_log() {
 #[tokio::test]
 async fn hissrv_writes_through_the_influxdb_v2_api() {
     let env = TestEnv::new().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = voltage_tests::free_port();
     let data = tempfile::tempdir().unwrap();
     let _vm = tokio::process::Command::new("victoria-metrics")
         .arg(format!("-httpListenAddr=127.0.0.1:{port}"))

@@ -67,6 +67,13 @@ enum Command {
         /// Keep asking for up to this many seconds before giving up.
         #[arg(long, default_value_t = 0)]
         wait: u64,
+        /// Only these channels must poll (one id per line, `#` comments): the channels that
+        /// polled before an update, as `--list-connected` wrote them.
+        #[arg(long, conflicts_with = "list_connected")]
+        baseline: Option<PathBuf>,
+        /// Print the ids of the channels polling now, one per line, and exit.
+        #[arg(long)]
+        list_connected: bool,
     },
     /// Print the Modbus read plan: per channel and slave the requests, registers and bytes.
     Plan { dir: PathBuf },
@@ -100,10 +107,27 @@ fn main() -> std::process::ExitCode {
             board,
         } => runtime()
             .and_then(|rt| rt.block_on(daemon::run(&config, &only, &LoadOptions { board }))),
-        Command::Health { config, addr, wait } => runtime().and_then(|rt| {
+        Command::Health {
+            config,
+            addr,
+            wait,
+            baseline,
+            list_connected,
+        } => runtime().and_then(|rt| {
             rt.block_on(async {
                 let addr = health_addr(config.as_deref(), addr)?;
-                health::run(&addr, Duration::from_secs(wait)).await
+                if list_connected {
+                    return health::list_connected(&addr).await.map(|ids| emit(&ids));
+                }
+                let baseline = match baseline {
+                    Some(f) => {
+                        let text = std::fs::read_to_string(&f)
+                            .with_context(|| format!("reading {}", f.display()))?;
+                        Some(health::parse_baseline(&text, &f.display().to_string())?)
+                    }
+                    None => None,
+                };
+                health::run(&addr, Duration::from_secs(wait), baseline.as_ref()).await
             })
         }),
         Command::LoadFunctions { config, redis_url } => {

@@ -20,6 +20,7 @@ SRC_URI = "git://example.invalid/voltage-firmware.git;protocol=https;branch=main
            file://voltage.service \
            file://voltage-health-gate.service \
            file://voltage-health-gate \
+           file://voltage-rauc-post-install \
            file://99-voltage-serial.rules \
            file://voltage-tmpfiles.conf \
            file://config/voltage.yaml \
@@ -51,6 +52,7 @@ do_install:append() {
     install -m 0644 ${UNPACKDIR}/voltage-health-gate.service ${D}${systemd_system_unitdir}/
     install -d ${D}${libexecdir}/voltage
     install -m 0755 ${UNPACKDIR}/voltage-health-gate ${D}${libexecdir}/voltage/health-gate
+    install -m 0755 ${UNPACKDIR}/voltage-rauc-post-install ${D}${libexecdir}/voltage/rauc-post-install
     install -d ${D}${nonarch_base_libdir}/udev/rules.d
     install -m 0644 ${UNPACKDIR}/99-voltage-serial.rules ${D}${nonarch_base_libdir}/udev/rules.d/
     install -d ${D}${nonarch_libdir}/tmpfiles.d
@@ -67,7 +69,8 @@ do_install:append() {
 
 PACKAGES =+ "${PN}-sim ${PN}-health-gate"
 FILES:${PN}-sim += "${bindir}/voltage-sim"
-FILES:${PN}-health-gate += "${libexecdir}/voltage/health-gate ${systemd_system_unitdir}/voltage-health-gate.service"
+FILES:${PN}-health-gate += "${libexecdir}/voltage/health-gate ${libexecdir}/voltage/rauc-post-install \
+                            ${systemd_system_unitdir}/voltage-health-gate.service"
 FILES:${PN} += "${nonarch_base_libdir}/udev/rules.d ${nonarch_libdir}/tmpfiles.d"
 CONFFILES:${PN} = "${sysconfdir}/voltage/voltage.yaml ${sysconfdir}/voltage/comsrv/comsrv.yaml \
                    ${sysconfdir}/voltage/hissrv/hissrv.yaml ${sysconfdir}/voltage/board.toml"
