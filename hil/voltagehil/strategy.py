@@ -45,6 +45,7 @@ class VoltageStrategy(Strategy):
     reference_channel (int): the channel whose first sample means "running"
     boot_timeout (float): seconds from power-on to that sample
     firmware_update (str): why the bench cannot update firmware, or "" when it can
+    update_bundle (str): a RAUC bundle on the bench PC for the DUT (the firmware update scenario)
     """
 
     bindings = {
@@ -61,6 +62,7 @@ class VoltageStrategy(Strategy):
     reference_channel = attr.ib(default=2001, converter=int)
     boot_timeout = attr.ib(default=120.0, converter=float)
     firmware_update = attr.ib(default="", validator=attr.validators.instance_of(str))
+    update_bundle = attr.ib(default="", validator=attr.validators.instance_of(str))
     status = attr.ib(default=Status.unknown)
 
     def __attrs_post_init__(self):

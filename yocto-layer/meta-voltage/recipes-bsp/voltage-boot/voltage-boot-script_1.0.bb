@@ -34,6 +34,8 @@ VOLTAGE_BOOT_FDT_VAR ?= "fdt_addr"
 VOLTAGE_BOOT_FDT_VAR:qemuarm64 = "fdtcontroladdr"
 VOLTAGE_BOOT_CONSOLE ?= "console=ttyS0,115200"
 VOLTAGE_BOOT_CONSOLE:qemuarm64 = "console=ttyAMA0,115200"
+# The PL011 on GPIO14/15 carries the RS-485 HAT; the console is UART3 (GPIO4/5, dtoverlay=uart3).
+VOLTAGE_BOOT_CONSOLE:raspberrypi4-64 = "console=ttyAMA1,115200"
 VOLTAGE_BOOT_STATE_FILE ?= ""
 VOLTAGE_BOOT_STATE_FILE:qemuarm64 = "voltage-boot.env"
 # Attempts a slot gets after RAUC installs into it or marks it good (RAUC's default is 3).
