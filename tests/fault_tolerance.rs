@@ -329,6 +329,13 @@ async fn a_torn_log_tail_is_truncated_and_the_rest_is_delivered() {
         Some(&bytes[good..good + 8]),
         "the torn tail was cut off"
     );
+    // ... and reported where an operator looks.
+    let (_, body) = http_get(h.local_addr(), "/status").await;
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        status["log"]["recovered"]["truncated_bytes"], 11,
+        "the cut is in /status: {body}"
+    );
     h.stop().await;
 }
 

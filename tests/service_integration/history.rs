@@ -101,6 +101,66 @@ async fn history_without_influxdb_is_served_from_the_local_log() {
     h.stop().await;
 }
 
+/// A model source records the model's points through its mapping, under the comsrv points they
+/// map to, and only the points it names; the model is created after hissrv started (sources
+/// follow models as they come and change).
+#[tokio::test]
+async fn a_model_source_records_its_mapped_points() {
+    let env = TestEnv::new().await;
+    env.write(
+        "comsrv/comsrv.yaml",
+        "channels:\n  - {id: 8, name: pcs, protocol: virtual}\n",
+    );
+    env.write(
+        "hissrv/hissrv.yaml",
+        "sources:\n  - {model: pcs_8, points: [dc_voltage], interval_ms: 50}\nwal: {dir: wal, max_bytes: 8388608, fsync: always}\n",
+    );
+    let h = env.start_hissrv().await;
+    let t0 = now_ms() - 10_000;
+    put_reading(&env, 8, 1, 750.5, t0).await; // dc_voltage
+    put_reading(&env, 8, 2, 12.0, t0).await; // power: in the model, not in the source
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        logged(h.local_addr()).await,
+        0,
+        "no model yet, nothing recorded"
+    );
+    let model = r#"{"name":"PCS 8","points":{"dc_voltage":{"mapping":"comsrv:8:T:1","unit":"V"},"power":{"mapping":"comsrv:8:T:2"}}}"#;
+    let _: String = redis::cmd("FCALL")
+        .arg("model_upsert")
+        .arg(1)
+        .arg("pcs_8")
+        .arg(model)
+        .query_async(&mut env.redis().await)
+        .await
+        .expect("model_upsert");
+    assert!(
+        wait_until(T, || logged(h.local_addr()), |n| *n == 1).await,
+        "the model's dc_voltage is recorded once the model exists"
+    );
+    put_logged(&env, h.local_addr(), 8, 1, 751.25, t0 + 1000).await;
+    let (_, body) = http_get(
+        h.local_addr(),
+        "/data/telemetry?channel_id=8&point_id=1&duration=1m",
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let values: Vec<f64> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["value"].as_f64().unwrap())
+        .collect();
+    assert_eq!(values, vec![750.5, 751.25], "{body}");
+    let (_, body) = http_get(
+        h.local_addr(),
+        "/data/telemetry?channel_id=8&point_id=2&duration=1m",
+    )
+    .await;
+    assert_eq!(body.trim(), "[]", "power is not a point of the source");
+    h.stop().await;
+}
+
 /// The v2 write API (`/api/v2/write?org=&bucket=`, `Authorization: Token`) against a real
 /// VictoriaMetrics, which accepts it (it proves the request shape and delivery).
 #[tokio::test]

@@ -284,11 +284,11 @@ pub fn load_dir_with(dir: &Path, options: &LoadOptions) -> Result<Config, Config
                 for m in h.problems() {
                     errors.push(ConfigError::file(&hfile, m));
                 }
-                for s in &h.sources {
-                    if !channels.iter().any(|c| c.id() == s.channel) {
+                for ch in h.sources.iter().filter_map(|s| s.channel) {
+                    if !channels.iter().any(|c| c.id() == ch) {
                         errors.push(ConfigError::file(
                             &hfile,
-                            format!("sources: channel {} is not configured in comsrv", s.channel),
+                            format!("sources: channel {ch} is not configured in comsrv"),
                         ));
                     }
                 }

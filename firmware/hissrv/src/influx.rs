@@ -4,10 +4,12 @@
 //! Delivery rules: the cursor advances only after a 2xx. 5xx and connection errors are retried
 //! with exponential backoff and jitter, forever (the log holds the data). A 400/413/422 is a
 //! permanent error of that batch (a bad line, a field type conflict): it is logged with the
-//! server's message (which names the offending line), counted, and skipped. Other 4xx
-//! (401/403/404: credentials, unknown database) are retried five times before the batch is
-//! counted as rejected and skipped, so a misconfiguration cannot block the log forever. Replay
-//! after an outage keeps the original timestamps and is limited to `replay_points_per_s`.
+//! server's message (which names the offending line), counted, and skipped. 401/403/404
+//! (credentials, unknown database or bucket) say nothing about the data: they are a
+//! configuration to fix on one side or the other, so they are retried with backoff for as long
+//! as it takes, with the server's answer in `/status` and the log; the batch waits in the log
+//! (bounded by its disk budget, evictions counted) instead of being dropped. Replay after an
+//! outage keeps the original timestamps and is limited to `replay_points_per_s`.
 //!
 //! Why not the influxdb2 crate: its last release is from 2024, it sits on reqwest 0.11 and
 //! OpenSSL; our schema needs no escaping (measurement names are fixed, tags are integers, the

@@ -60,7 +60,9 @@ mod types;
 
 pub use ledger::{CursorBook, SinkCursor, Span};
 pub use shared::SharedWal;
-pub use types::{Fsync, Record, RecoveryReport, SinkBacklog, WalConfig, WalError, WalStats};
+pub use types::{
+    Fsync, Record, Recovered, RecoveryReport, SinkBacklog, WalConfig, WalError, WalStats,
+};
 
 use cursor::{valid_sink, CursorFiles};
 use segment::Segment;
@@ -86,6 +88,7 @@ pub struct Wal {
     /// A failed write could not be undone: the next append starts a new segment.
     roll_next: bool,
     syncs: u64,
+    recovered: Recovered,
 }
 
 impl Wal {
@@ -153,6 +156,10 @@ impl Wal {
             dirty: false,
             roll_next: false,
             syncs: 0,
+            recovered: Recovered {
+                truncated_bytes: report.truncated_bytes,
+                corrupt_records: report.corrupt_records,
+            },
         };
         for sink in changed {
             if let Some(c) = wal.book.get(&sink) {

@@ -55,6 +55,7 @@ impl Wal {
             segments: spans.len(),
             evicted_records: self.evicted_records,
             evicted_bytes: self.evicted_bytes,
+            recovered: self.recovered,
             sinks,
         }
     }

@@ -68,6 +68,15 @@ pub struct SinkBacklog {
     pub lost_records: u64,
 }
 
+/// What recovery cut when the log was last opened: a torn tail (bytes of a record a crash or
+/// power cut left half-written) and records that failed their checksum. Kept for `/status`, so
+/// an operator sees an unclean stop without reading the log of the boot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Recovered {
+    pub truncated_bytes: u64,
+    pub corrupt_records: u64,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct WalStats {
     pub first_seq: u64,
@@ -76,6 +85,8 @@ pub struct WalStats {
     pub segments: usize,
     pub evicted_records: u64,
     pub evicted_bytes: u64,
+    /// What recovery cut at the last open.
+    pub recovered: Recovered,
     pub sinks: Vec<SinkBacklog>,
 }
 

@@ -73,8 +73,19 @@ fn default_replay() -> u64 {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HistorySource {
-    pub channel: u32,
-    /// Point types to record: `T`, `S`, `C`, `A` (default `[T, S]`).
+    /// Record a channel's points ...
+    #[serde(default)]
+    pub channel: Option<u32>,
+    /// ... or a model's (modsrv): each model point is recorded through its mapping, under the
+    /// comsrv channel and point it maps to, so a model's history is its points' history and
+    /// the same reading is never stored twice under two names. The model is looked up at
+    /// every sampling, so a model created or changed later is followed.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// With `model`: the model points to record (default: every point with a mapping).
+    #[serde(default)]
+    pub points: Vec<String>,
+    /// Point types to record of a channel: `T`, `S`, `C`, `A` (default `[T, S]`).
     #[serde(default = "default_types")]
     pub types: Vec<String>,
     /// Record every new reading at most every `interval_ms`; 0 = on change of value.
@@ -141,6 +152,18 @@ impl HissrvConfig {
             }
         }
         for (n, s) in self.sources.iter().enumerate() {
+            match (&s.channel, &s.model) {
+                (Some(_), Some(_)) | (None, None) => {
+                    p.push(format!("sources[{n}]: give either channel or model"))
+                }
+                (Some(_), None) if !s.points.is_empty() => p.push(format!(
+                    "sources[{n}].points names model points: it needs model, not channel"
+                )),
+                (None, Some(m)) if m.is_empty() => {
+                    p.push(format!("sources[{n}].model must not be empty"))
+                }
+                _ => {}
+            }
             for t in &s.types {
                 if !["T", "S", "C", "A"].contains(&t.as_str()) {
                     p.push(format!(

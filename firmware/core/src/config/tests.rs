@@ -271,3 +271,34 @@ fn the_default_history_log_lives_under_the_data_directory() {
     );
     assert_eq!(c.data_dir.join(&h.wal.dir), Path::new("/data/site/wal"));
 }
+
+#[test]
+fn a_history_source_is_a_channel_or_a_model() {
+    let d = tcp_dir();
+    write(
+        d.path(),
+        "hissrv/hissrv.yaml",
+        "sources:\n  - {channel: 1001, interval_ms: 0}\n  - {model: pcs_1, points: [dc_voltage]}\n",
+    );
+    let c = load_dir(d.path()).unwrap();
+    let s = &c.hissrv.as_ref().unwrap().sources;
+    assert_eq!(
+        (s[0].channel, s[1].model.as_deref()),
+        (Some(1001), Some("pcs_1"))
+    );
+    write(
+        d.path(),
+        "hissrv/hissrv.yaml",
+        "sources:\n  - {channel: 1001, model: pcs_1}\n  - {interval_ms: 0}\n  - {channel: 1001, points: [x]}\n",
+    );
+    let e = load_dir(d.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("sources[0]: give either channel or model"),
+        "{e}"
+    );
+    assert!(
+        e.contains("sources[1]: give either channel or model"),
+        "{e}"
+    );
+    assert!(e.contains("sources[2].points names model points"), "{e}");
+}
