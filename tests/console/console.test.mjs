@@ -173,6 +173,13 @@ test("alarms: an operator acknowledges an alarm with a note and sees its status 
   await row.waitFor();
   assert.match(await row.locator(".status").textContent(), /^active$/i);
   await row.locator("input.note").fill("checked on site");
+  // Another alarm arrives while the operator types: the live update must keep the note.
+  const other = await api("/alarmsrv/alarms", OPERATOR_TOKEN, {
+    method: "POST", body: JSON.stringify({ title: "Fan fault", description: "PCS cabinet", level: "Warning", source: "console-test", metadata: {} }),
+  });
+  assert.equal(other.status, 201, JSON.stringify(other.body));
+  await page.locator(`tr[data-alarm="${other.body.id}"]`).waitFor();
+  assert.equal(await row.locator("input.note").inputValue(), "checked on site", "a live update wiped the note");
   await row.locator("button", { hasText: "Acknowledge" }).click();
   await page.waitForFunction((i) => /acknowledged/i.test(document.querySelector(`tr[data-alarm="${i}"] .status`)?.textContent || ""), id);
   assert.match(await page.locator(`tr[data-alarm="${id}"]`).textContent(), /checked on site/);

@@ -41,7 +41,14 @@ export async function alarms(view, live, who) {
     const n = (s) => list.filter((a) => String(a.status).toLowerCase() === s).length;
     count.textContent = `${n("active")} active, ${n("acknowledged")} acknowledged, ${n("resolved")} resolved`;
     count.className = n("active") ? "summary bad" : "summary";
+    // A live update must not wipe a note the operator is typing (nor move the focus away).
+    const typed = [...body.querySelectorAll("tr[data-alarm] input.note")].filter((i) => i.value)
+      .map((i) => [i.closest("tr").dataset.alarm, i.value, i === document.activeElement]);
     body.replaceChildren(...list.map((a) => alarmRow(a, who, load)));
+    for (const [id, value, focused] of typed) {
+      const input = body.querySelector(`tr[data-alarm="${CSS.escape(id)}"] input.note`);
+      if (input) { input.value = value; if (focused) input.focus(); }
+    }
     if (!list.length) body.append(h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No alarms.")));
   };
   await load();
