@@ -127,6 +127,14 @@ async fn rtu_a_dead_slave_does_not_slow_the_rest_of_the_bus() {
         "rate fell from {healthy:.1}/s to {degraded:.1}/s"
     );
     assert!(env.hget_i64(&line, "timeouts").await > 0);
+    // The dead slave is named in the line's per-slave counters; the live ones are clean.
+    assert!(env.hget_i64(&line, "slave_2_timeouts").await > 0);
+    assert!(
+        env.hget_i64(&line, "slave_2_requests").await
+            >= env.hget_i64(&line, "slave_2_timeouts").await
+    );
+    assert_eq!(env.hget_i64(&line, "slave_1_timeouts").await, 0);
+    assert!(env.hget_i64(&line, "slave_1_requests").await > 0);
     comsrv.stop().await;
 }
 
@@ -166,6 +174,16 @@ async fn rtu_crc_errors_and_truncated_frames_are_counted_and_resynchronised() {
         wait_until(T, || env.hget_i64(&line, "frame_errors"), |n| *n > 0).await,
         "truncated frames not counted"
     );
+    // ... against the slaves that sent them.
+    assert!(
+        env.hget_i64(&line, "slave_2_errors").await > 0,
+        "slave 2's bad CRCs"
+    );
+    assert!(
+        env.hget_i64(&line, "slave_3_errors").await > 0,
+        "slave 3's truncations"
+    );
+    assert_eq!(env.hget_i64(&line, "slave_1_errors").await, 0);
     assert_eq!(env.hget("comsrv:1:T", "20").await, None);
     assert_eq!(env.hget("comsrv:1:T", "30").await, None);
     bank.set_holding(1, 0, 111);

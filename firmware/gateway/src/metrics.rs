@@ -261,26 +261,57 @@ pub(crate) fn text(s: &Snapshot) -> String {
             );
         }
     }
-    o.family(
-        "voltage_slave_response_seconds",
-        "gauge",
-        "Average response time of a slave on a serial line.",
-    );
-    for (line, h) in &s.lines {
-        let mut slaves: Vec<(&str, f64)> = h
-            .iter()
-            .filter_map(|(k, v)| {
-                let slave = k.strip_prefix("slave_")?.strip_suffix("_avg_response_ms")?;
-                Some((slave, v.parse::<f64>().ok()?))
-            })
-            .collect();
-        slaves.sort_by(|a, b| a.0.cmp(b.0));
-        for (slave, ms) in slaves {
-            o.sample(
-                "voltage_slave_response_seconds",
-                &[("line", line), ("slave", slave)],
-                ms / 1000.0,
-            );
+    let slave_fields = [
+        (
+            "voltage_slave_response_seconds",
+            "gauge",
+            "avg_response_ms",
+            "Average response time of a slave on a serial line.",
+        ),
+        (
+            "voltage_slave_requests",
+            "counter",
+            "requests",
+            "Requests sent to a slave on a serial line.",
+        ),
+        (
+            "voltage_slave_timeouts",
+            "counter",
+            "timeouts",
+            "Requests a slave on a serial line did not answer in time.",
+        ),
+        (
+            "voltage_slave_errors",
+            "counter",
+            "errors",
+            "Answers of a slave on a serial line with a bad CRC, a broken frame or an exception.",
+        ),
+    ];
+    for (name, kind, field, help) in slave_fields {
+        o.family(name, kind, help);
+        let sample = if kind == "counter" {
+            format!("{name}_total")
+        } else {
+            name.to_string()
+        };
+        let suffix = format!("_{field}");
+        for (line, h) in &s.lines {
+            let mut slaves: Vec<(&str, f64)> = h
+                .iter()
+                .filter_map(|(k, v)| {
+                    let slave = k.strip_prefix("slave_")?.strip_suffix(suffix.as_str())?;
+                    Some((slave, v.parse::<f64>().ok()?))
+                })
+                .collect();
+            slaves.sort_by_key(|(slave, _)| slave.parse::<u32>().unwrap_or(u32::MAX));
+            for (slave, v) in slaves {
+                let v = if field == "avg_response_ms" {
+                    v / 1000.0
+                } else {
+                    v
+                };
+                o.sample(&sample, &[("line", line), ("slave", slave)], v);
+            }
         }
     }
     o.family("voltage_alarms", "gauge", "Alarms by status and level.");
@@ -371,6 +402,11 @@ mod tests {
                     ("requests", "100"),
                     ("bus_utilisation_pct", "37.5"),
                     ("slave_2_avg_response_ms", "8.25"),
+                    ("slave_2_requests", "60"),
+                    ("slave_2_timeouts", "0"),
+                    ("slave_2_errors", "1"),
+                    ("slave_11_requests", "40"),
+                    ("slave_11_timeouts", "40"),
                 ]),
             )],
             alarms: vec![("Active", "Critical", 2)],
@@ -398,6 +434,11 @@ mod tests {
             "voltage_line_requests_total{line=\"rs485-1\"} 100\n",
             "voltage_line_bus_utilisation_ratio{line=\"rs485-1\"} 0.375\n",
             "voltage_slave_response_seconds{line=\"rs485-1\",slave=\"2\"} 0.00825\n",
+            "# TYPE voltage_slave_requests counter\n",
+            "voltage_slave_requests_total{line=\"rs485-1\",slave=\"2\"} 60\n",
+            "voltage_slave_requests_total{line=\"rs485-1\",slave=\"11\"} 40\n",
+            "voltage_slave_timeouts_total{line=\"rs485-1\",slave=\"11\"} 40\n",
+            "voltage_slave_errors_total{line=\"rs485-1\",slave=\"2\"} 1\n",
             "voltage_alarms{status=\"Active\",level=\"Critical\"} 2\n",
             "voltage_history_backlog_records{sink=\"influxdb\"} 17\n",
             "voltage_redis_up 1\n",
@@ -405,6 +446,12 @@ mod tests {
             assert!(t.contains(want), "missing {want:?} in\n{t}");
         }
         assert!(t.ends_with("# EOF\n"));
+        let pos = |s: &str| t.find(s).unwrap_or_else(|| panic!("{s} missing"));
+        assert!(
+            pos("requests_total{line=\"rs485-1\",slave=\"2\"}")
+                < pos("requests_total{line=\"rs485-1\",slave=\"11\"}"),
+            "slaves in numeric order"
+        );
         // A counter without data renders its family but no sample.
         assert!(!t.contains("voltage_channel_errors_total{"));
     }

@@ -94,9 +94,15 @@ impl LineHandle {
     }
 }
 
+/// One slave's share of the line: what was asked of it and how it went, so a dead or noisy
+/// slave shows by name, not only in the line's totals.
 #[derive(Default)]
 struct SlaveTiming {
+    requests: u64,
     answers: u64,
+    timeouts: u64,
+    /// CRC, framing and exception answers.
+    errors: u64,
     total: Duration,
 }
 
@@ -217,6 +223,7 @@ async fn run(
         let function = job.pdu.first().copied().unwrap_or(0);
         let req = rtu::frame(job.slave, &job.pdu);
         stats.requests += 1;
+        stats.slaves.entry(job.slave).or_default().requests += 1;
         let sent_at = Instant::now();
         if let Err(e) = p.write_all(&req).await {
             stats.io_errors += 1;
@@ -233,16 +240,26 @@ async fn run(
         stats.window_wire += wire;
         match &result {
             Ok(Response::Data(_)) | Ok(Response::Exception(_)) => {
+                let t = stats.slaves.entry(job.slave).or_default();
                 if matches!(result, Ok(Response::Exception(_))) {
                     stats.exceptions += 1;
+                    t.errors += 1;
                 }
-                let t = stats.slaves.entry(job.slave).or_default();
                 t.answers += 1;
                 t.total += elapsed;
             }
-            Err(LineError::Timeout) => stats.timeouts += 1,
-            Err(LineError::Frame(FrameError::Crc { .. })) => stats.crc_errors += 1,
-            Err(LineError::Frame(_)) => stats.frame_errors += 1,
+            Err(LineError::Timeout) => {
+                stats.timeouts += 1;
+                stats.slaves.entry(job.slave).or_default().timeouts += 1;
+            }
+            Err(LineError::Frame(f)) => {
+                if matches!(f, FrameError::Crc { .. }) {
+                    stats.crc_errors += 1;
+                } else {
+                    stats.frame_errors += 1;
+                }
+                stats.slaves.entry(job.slave).or_default().errors += 1;
+            }
             Err(LineError::Io(_)) => {
                 stats.io_errors += 1;
                 port = None;
@@ -366,6 +383,9 @@ async fn publish_stats(store: &Store, name: &str, st: &mut Stats, window_start: 
             format!("{avg:.2}"),
         ));
         f.push((format!("slave_{slave}_answers"), t.answers.to_string()));
+        f.push((format!("slave_{slave}_requests"), t.requests.to_string()));
+        f.push((format!("slave_{slave}_timeouts"), t.timeouts.to_string()));
+        f.push((format!("slave_{slave}_errors"), t.errors.to_string()));
     }
     if st.requests > 0 {
         tracing::debug!(
