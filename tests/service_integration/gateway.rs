@@ -89,6 +89,43 @@ async fn tc_gateway_001_service_routing() {
     assert!(d.stop().await.success());
 }
 
+/// With netsrv configured it runs, is in the aggregated health, and the gateway routes to it.
+#[tokio::test]
+async fn the_gateway_routes_to_netsrv_when_it_runs() {
+    let env = TestEnv::new().await;
+    history_config(&env, 61, None, 200);
+    // An uplink nobody answers: netsrv runs and keeps the log's data for later.
+    let closed = free_port();
+    env.write(
+        "netsrv/netsrv.yaml",
+        &format!("device_id: site-61\nhttp: {{url: \"http://127.0.0.1:{closed}/ingest\"}}\n"),
+    );
+    let viewer = create_token(&env, "viewer", "noc");
+    let d = Daemon::start(&env, &[]).await;
+    let (code, body) = d.call("GET", "/netsrv/health", None, "").await;
+    assert_eq!(code, 200, "{body}");
+    let v = json(&body);
+    assert_eq!(v["service"]["name"], "netsrv", "{body}");
+    assert_eq!(v["service"]["port"], d.port("netsrv"), "{body}");
+    let (code, body) = d.call("GET", "/netsrv/status", None, "").await;
+    assert_eq!(code, 401, "status needs a token: {body}");
+    let (code, body) = d.call("GET", "/netsrv/status", Some(&viewer), "").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("http"),
+        "netsrv's status names its sink: {body}"
+    );
+    let (_, body) = d.call("GET", "/health", None, "").await;
+    let listed: Vec<String> = json(&body)["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(listed.iter().any(|s| s == "netsrv"), "{body}");
+    assert!(d.stop().await.success());
+}
+
 /// Every write route against every role: no token 401, a too-low role 403, enough role passes
 /// to the service. Tokens created or revoked while the daemon runs take effect without restart.
 #[tokio::test]
