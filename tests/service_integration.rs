@@ -1,7 +1,10 @@
 //! Service integration (seed section 1): each service against Redis, history and northbound
-//! (`service_integration/history.rs`), and the gateway in front of them
-//! (`service_integration/gateway.rs`).
+//! (`service_integration/history.rs`), the gateway in front of them
+//! (`service_integration/gateway.rs`), and the routes the web console reads
+//! (`service_integration/console_api.rs`).
 
+#[path = "service_integration/console_api.rs"]
+mod console_api;
 #[path = "service_integration/gateway.rs"]
 mod gateway;
 #[path = "service_integration/gateway_security.rs"]

@@ -159,6 +159,13 @@ test("a viewer sees no write controls and a forced write is refused with 403", a
   await go(page, "#/alarms");
   await page.waitForSelector(`tr[data-alarm="${id}"]`);
   assert.equal(await page.locator("form.ack").count(), 0, "no acknowledge for a viewer");
+  await page.waitForSelector('#thresholds tr[data-threshold="console_dc_high"]');
+  assert.equal(await page.locator("#thresholds button").count(), 0, "no shelving for a viewer");
+  const shelve = await page.evaluate(async (t) => (await fetch("/alarmsrv/thresholds/console_dc_high/shelve", {
+    method: "POST", headers: { Authorization: `Bearer ${t}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ duration_ms: 60000 }),
+  })).status, VIEWER_TOKEN);
+  assert.equal(shelve, 403);
   await ctx.close();
 });
 
@@ -225,6 +232,120 @@ test("models and rules: lists and details", async () => {
   await page.waitForSelector('.page[data-page="rule"][data-ready="1"]');
   assert.match(await page.textContent("main"), /comsrv:1001:T:1 < 100/);
   await shot(page, "rule");
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
+test("channel: the read plan of a Modbus channel, the bus estimate of an RTU one, and each value's quality", async () => {
+  const plan = (await api("/comsrv/channels/1001/plan", VIEWER_TOKEN)).body;
+  assert.ok(plan.requests.length >= 2, JSON.stringify(plan));
+  const { ctx, page, errors } = await signedIn(VIEWER_TOKEN, "#/channel/1001");
+  const rows = page.locator("#plan-requests tbody tr");
+  assert.equal(await rows.count(), plan.requests.length);
+  const first = plan.requests[0];
+  assert.match(await rows.first().textContent(), new RegExp(`${first.function}${first.start}…${first.end}`));
+  assert.match(await page.textContent("#plan-summary"),
+    new RegExp(`^${plan.requests.length} requests for ${plan.points} points every 200 ms: ${plan.request_bytes} B sent \\+ ${plan.response_bytes} B received`));
+  // A good read carries no mark.
+  assert.equal(await page.textContent("#q-T-1"), "");
+  await shot(page, "channel-plan");
+  // The RS-485 racks: the plan's bus estimate.
+  await go(page, "#/channel/1003");
+  assert.match(await page.textContent("#plan-summary"), /Estimated cycle time \d+(\.\d)? ms on the bus \(\d+(\.\d)? % of line /);
+  assert.equal(await page.locator("#plan-requests tbody tr").count(), 2, "one request per rack");
+  // The dead slave: every value stale, none read.
+  await go(page, "#/channel/1004");
+  await page.waitForFunction(() => document.getElementById("q-T-1").textContent === "stale");
+  assert.equal(await page.textContent("#v-T-1"), "—");
+  await shot(page, "channel-stale");
+  // A virtual channel says why it has no requests.
+  await go(page, "#/channel/1002");
+  assert.match(await page.textContent("#plan"), /virtual channel/);
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
+test("overview: the serial line with its estimated and measured load, stale points per channel", async () => {
+  const { ctx, page, errors } = await signedIn(VIEWER_TOKEN);
+  const lines = (await api("/comsrv/lines", VIEWER_TOKEN)).body;
+  assert.equal(lines.length, 1, JSON.stringify(lines));
+  const row = page.locator(`#lines tr[data-line="${lines[0].name}"]`);
+  assert.match(await row.locator(".estimated").textContent(), /^\d+(\.\d)? %$/);
+  assert.match(await row.textContent(), /9600 8N1/);
+  assert.match(await row.textContent(), /1003/);
+  // Measured once the line has published its counters (every second).
+  for (let i = 0; i < 20 && !/%$/.test(await row.locator(".measured").textContent()); i++) {
+    await page.waitForTimeout(500);
+    await page.reload();
+    await page.waitForSelector('.page[data-page="overview"][data-ready="1"]');
+  }
+  assert.match(await row.locator(".measured").textContent(), /^\d+(\.\d)? %$/);
+  await page.waitForFunction(() => document.querySelector('#channels tr[data-channel="1004"] .stale-points')?.textContent === "1");
+  assert.equal(await page.textContent('#channels tr[data-channel="1001"] .stale-points'), "0");
+  await shot(page, "overview-lines");
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
+test("alarms: an operator shelves a threshold rule until a time shown and unshelves it; an alarm's history", async () => {
+  const r = await api("/alarmsrv/alarms", OPERATOR_TOKEN, {
+    method: "POST", body: JSON.stringify({ title: "Fan fault", description: "cabinet fan", level: "Warning", source: "console-test", metadata: {} }),
+  });
+  const id = r.body.id;
+  await api(`/alarmsrv/alarms/${id}/acknowledge`, OPERATOR_TOKEN, {
+    method: "POST", body: JSON.stringify({ acknowledged_by: "tech", notes: "fan replaced" }),
+  });
+  const { ctx, page, errors } = await signedIn(OPERATOR_TOKEN, "#/alarms");
+  const t = page.locator('#thresholds tr[data-threshold="console_dc_high"]');
+  assert.equal(await t.locator(".shelved-until").textContent(), "no");
+  await t.locator("select").selectOption({ label: "1 h" });
+  const t0 = Date.now();
+  await t.locator("button", { hasText: "Shelve" }).click();
+  await page.waitForFunction(() => /^until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC[+-]\d\d:\d\d$/
+    .test(document.querySelector('#thresholds tr[data-threshold="console_dc_high"] .shelved-until').textContent));
+  const stored = (await api("/alarmsrv/thresholds", VIEWER_TOKEN)).body.find((x) => x.rule.id === "console_dc_high");
+  assert.ok(Math.abs(stored.shelved_until - (t0 + 3600000)) < 10000, `${stored.shelved_until} vs ${t0 + 3600000}`);
+  await shot(page, "alarms-shelved");
+  await t.locator("button", { hasText: "Unshelve" }).click();
+  await page.waitForFunction(() => document.querySelector('#thresholds tr[data-threshold="console_dc_high"] .shelved-until').textContent === "no");
+  assert.equal((await api("/alarmsrv/thresholds", VIEWER_TOKEN)).body.find((x) => x.rule.id === "console_dc_high").shelved_until, null);
+  // The alarm's history: created, then acknowledged by whom with the note.
+  await page.locator(`tr[data-alarm="${id}"] button`, { hasText: "History" }).click();
+  const hist = page.locator(`tr[data-history="${id}"]`);
+  await hist.waitFor();
+  assert.deepEqual(await hist.locator("li").evaluateAll((li) => li.map((e) => e.dataset.event)), ["created", "acknowledged"]);
+  assert.match(await hist.locator('li[data-event="acknowledged"]').textContent(), /by tech — fan replaced/);
+  await shot(page, "alarms-history");
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
+test("rules: a rule's last executions with the values it saw and its actions' outcome", async () => {
+  const ru = await api("/rulesrv/rules", ADMIN_TOKEN, { method: "POST",
+    body: JSON.stringify({ id: "r_console_exec", name: "PCS running", condition: { expression: "comsrv:1001:T:1 > 0" },
+      actions: [{ action_type: "publish", parameters: { channel: "console-test" } }], interval_ms: 60000 }) });
+  assert.ok([201, 409].includes(ru.status), JSON.stringify(ru.body));
+  // The scheduler evaluates a new rule within a few seconds; an evaluation on request does too.
+  await api("/rulesrv/rules/r_console_exec/evaluate", OPERATOR_TOKEN, { method: "POST", body: "{}" });
+  let ex = [];
+  for (let i = 0; i < 50 && !ex.length; i++) {
+    ex = (await api("/rulesrv/rules/r_console_exec/executions", VIEWER_TOKEN)).body;
+    if (!ex.length) await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.ok(ex.length >= 1, "the rule fired");
+  const { ctx, page, errors } = await signedIn(VIEWER_TOKEN, "#/rule/r_console_exec");
+  const rows = page.locator("#executions tr.execution");
+  assert.equal(await rows.count(), ex.length);
+  assert.match(await rows.first().textContent(), /comsrv:1001:T:1 = \d/);
+  assert.match(await rows.first().textContent(), /publish ok/);
+  assert.match(await rows.first().locator(".time").textContent(), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC[+-]\d\d:\d\d$/);
+  await shot(page, "rule-executions");
+  // A rule that never fired says so.
+  await go(page, "#/rules");
+  await api("/rulesrv/rules", ADMIN_TOKEN, { method: "POST",
+    body: JSON.stringify({ id: "r_console_never", name: "never", condition: { expression: "comsrv:1001:T:1 < -1000000" }, actions: [], interval_ms: 60000 }) });
+  await go(page, "#/rule/r_console_never");
+  assert.equal(await page.textContent("#executions"), "Not fired yet.");
   assert.deepEqual(errors, []);
   await ctx.close();
 });

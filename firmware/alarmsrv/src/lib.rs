@@ -8,8 +8,10 @@
 //! `GET /health`. Errors: `{"error":{"code":..,"message":..}}`; a function's `not found` is 404,
 //! an illegal transition 409, any other refusal 400, Redis unreachable 503.
 //! Threshold rules on points (`DIR/alarmsrv/rules.yaml`: high/low, deadband, on/off delays,
-//! latching) raise and clear alarms by themselves; `GET /thresholds` shows their states and
-//! `POST /thresholds/{id}/shelve` (`{"duration_ms":N}`) shelves one.
+//! latching) raise and clear alarms by themselves; `GET /thresholds` shows their states (with
+//! `shelved_until`, epoch ms, while shelved) and `POST /thresholds/{id}/shelve`
+//! (`{"duration_ms":N}`; 0 ends a shelving) shelves one. `GET /alarms/{id}` carries the alarm's
+//! event history (`events`: created, acknowledged, resolved; who, when, notes).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -222,10 +224,12 @@ pub async fn start(
         });
     let m1 = monitored.clone();
     let thresholds = warp::path!("thresholds").and(warp::get()).map(move || {
+        let now = monitor::now_ms();
         let g = m1.lock().unwrap_or_else(|p| p.into_inner());
         let v: Vec<serde_json::Value> = g
             .values()
-            .map(|m| serde_json::json!({"rule": m.threshold.rule, "state": m.threshold.state(), "open": m.threshold.is_open(), "alarm_id": m.alarm_id, "value": m.last_value}))
+            .map(|m| serde_json::json!({"rule": m.threshold.rule, "state": m.threshold.state(), "open": m.threshold.is_open(),
+                "alarm_id": m.alarm_id, "value": m.last_value, "shelved_until": m.threshold.shelved_until(now)}))
             .collect();
         warp::reply::with_status(warp::reply::json(&v), StatusCode::OK)
     });
@@ -244,11 +248,7 @@ pub async fn start(
             let Some(m) = g.get_mut(&id) else {
                 return error(StatusCode::NOT_FOUND, format!("no threshold rule {id:?}"));
             };
-            let until = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0)
-                + ms;
+            let until = monitor::now_ms() + ms;
             m.threshold.shelve(until);
             tracing::info!(rule = %id, until, "threshold rule shelved");
             warp::reply::with_status(

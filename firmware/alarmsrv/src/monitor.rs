@@ -67,7 +67,7 @@ fn parse_point(p: &str) -> Option<(u32, PointType, u32)> {
     Some((parts[1].parse().ok()?, kind, parts[3].parse().ok()?))
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

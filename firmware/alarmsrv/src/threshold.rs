@@ -97,6 +97,11 @@ impl Threshold {
         self.shelved_until = Some(until_ms);
     }
 
+    /// Until when (epoch ms) the rule raises nothing, if it is shelved at `now`.
+    pub fn shelved_until(&self, now: u64) -> Option<u64> {
+        self.shelved_until.filter(|t| now < *t)
+    }
+
     /// The operator resolved the alarm: forget it and re-arm (the state follows the value again).
     pub fn operator_resolved(&mut self) {
         self.open = false;
@@ -220,7 +225,10 @@ mod tests {
     #[test]
     fn shelving_suppresses_raising_until_it_expires() {
         let mut t = rule(0, 0, false);
+        assert_eq!(t.shelved_until(0), None);
         t.shelve(1000);
+        assert_eq!(t.shelved_until(999), Some(1000));
+        assert_eq!(t.shelved_until(1000), None, "expired");
         assert_eq!(t.step(Some(85.0), 0), None);
         assert_eq!(t.step(Some(85.0), 500), None);
         assert_eq!(

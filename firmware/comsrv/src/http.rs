@@ -1,8 +1,12 @@
 //! comsrv's HTTP endpoint: `GET /health` (200 healthy / 503 unhealthy with the reason),
 //! `GET /channels` (each channel's name, protocol, point count, connection and last error),
 //! `GET /channels/{id}` (one channel: its entry of `/channels`, its point table with names and
-//! units, and its poll counters and status from Redis, for the web console),
-//! `GET /channels/{id}/points` (values with the time of their last good read), and
+//! units, its poll counters and status from Redis, and how many of its points are marked stale,
+//! uncertain or bad, for the web console), `GET /channels/{id}/points` (values with the time of
+//! their last good read and the quality mark of those that are not good),
+//! `GET /channels/{id}/plan` (the read plan of the configuration it runs: requests, bytes, bus
+//! estimate), `GET /lines` (serial lines: their channels, the estimated and the measured bus
+//! utilisation), and
 //! `POST /channels/{id}/control` / `.../adjustment` with `{"point_id":N,"value":V,
 //! "requested_by":"who"}` (through the gateway, the token's name is recorded with it, from the
 //! `x-voltage-caller` header only the gateway sets): 200 verified, 202 written but not verified, 404 unknown channel or
@@ -57,22 +61,39 @@ pub fn serve(
     });
     let view_one = view.clone();
     let store_one = store_for_points.clone();
+    let view_all = view.clone();
     let channels = warp::path!("channels")
         .and(warp::get())
-        .map(move || warp::reply::json(&view.snapshot()));
+        .map(move || warp::reply::json(&view_all.snapshot()));
     let channel = warp::path!("channels" / u32)
         .and(warp::get())
         .then(move |id: u32| {
             let (view, store) = (view_one.clone(), store_one.clone());
             async move { channel(&view, &store, id).await }
         });
-    let store_points = store_for_points;
+    let store_points = store_for_points.clone();
     let points = warp::path!("channels" / u32 / "points")
         .and(warp::get())
         .then(move |id: u32| {
             let store = store_points.clone();
             async move { points(&store, id).await }
         });
+    let view_plan = view.clone();
+    let plan = warp::path!("channels" / u32 / "plan")
+        .and(warp::get())
+        .map(move |id: u32| match view_plan.plan(id) {
+            Some(p) => warp::reply::with_status(warp::reply::json(&p), StatusCode::OK),
+            None => error(
+                StatusCode::NOT_FOUND,
+                format!("no running channel {id} in the configuration"),
+            ),
+        });
+    let view_lines = view.clone();
+    let store_lines = store_for_points;
+    let lines = warp::path!("lines").and(warp::get()).then(move || {
+        let (view, store) = (view_lines.clone(), store_lines.clone());
+        async move { lines(&view, &store).await }
+    });
     let write = warp::path!("channels" / u32 / String)
         .and(warp::post())
         .and(warp::body::content_length_limit(16 * 1024))
@@ -84,7 +105,13 @@ pub fn serve(
                 async move { write(router, id, &what, &body, caller).await }
             },
         );
-    let routes = health.or(channels).or(channel).or(points).or(write);
+    let routes = health
+        .or(channels)
+        .or(channel)
+        .or(points)
+        .or(plan)
+        .or(lines)
+        .or(write);
     let handler = voltage_http::Handler::new(warp::service(routes.clone()));
     let server = async move {
         warp::serve(routes)
@@ -96,8 +123,9 @@ pub fn serve(
     (handler, server)
 }
 
-/// `GET /channels/{id}`: the channel's entry of `/channels`, its point table, and its counters
-/// (`stats`: total_reads, total_errors, timeouts, last_poll_ms, ...) and `status` hash.
+/// `GET /channels/{id}`: the channel's entry of `/channels`, its point table, its counters
+/// (`stats`: total_reads, total_errors, timeouts, last_poll_ms, ...) and `status` hash, and
+/// `quality`: how many points are marked `stale`, `uncertain` and `bad`.
 async fn channel(
     view: &StatusView,
     store: &Store,
@@ -109,22 +137,20 @@ async fn channel(
             format!("no channel {id} in the configuration"),
         );
     };
-    match store.channel_counters(id).await {
-        Ok((stats, status)) => {
-            let num = |m: std::collections::HashMap<String, String>| {
-                m.into_iter()
-                    .map(|(k, s)| {
-                        let v = match (s.parse::<i64>(), s.parse::<f64>()) {
-                            (Ok(i), _) => i.into(),
-                            (_, Ok(f)) if f.is_finite() => f.into(),
-                            _ => s.into(),
-                        };
-                        (k, v)
-                    })
-                    .collect::<serde_json::Map<_, _>>()
-            };
-            v["stats"] = num(stats).into();
-            v["status"] = num(status).into();
+    let counters = async {
+        Ok::<_, voltage_store::StoreError>((
+            store.channel_counters(id).await?,
+            store.quality_marks(id).await?,
+        ))
+    };
+    match counters.await {
+        Ok(((stats, status), marks)) => {
+            v["stats"] = numbers(stats).into();
+            v["status"] = numbers(status).into();
+            let count = |q: &str| marks.iter().filter(|(_, _, m)| m == q).count();
+            v["quality"] = serde_json::json!({
+                "stale": count("stale"), "uncertain": count("uncertain"), "bad": count("bad"),
+            });
         }
         Err(e) => {
             return error(
@@ -136,26 +162,54 @@ async fn channel(
     warp::reply::with_status(warp::reply::json(&v), StatusCode::OK)
 }
 
+/// Hash fields as JSON numbers where they parse as numbers, text otherwise.
+fn numbers(
+    m: std::collections::HashMap<String, String>,
+) -> serde_json::Map<String, serde_json::Value> {
+    m.into_iter()
+        .map(|(k, s)| {
+            let v = match (s.parse::<i64>(), s.parse::<f64>()) {
+                (Ok(i), _) => i.into(),
+                (_, Ok(f)) if f.is_finite() => f.into(),
+                _ => s.into(),
+            };
+            (k, v)
+        })
+        .collect()
+}
+
 /// `GET /channels/{id}/points`: every point's value as stored, with the time of its last good
-/// read (`{"T":{"1":{"value":"95.000000","ts":1700000000000}},"S":{...},...}`).
+/// read and, for a point whose value is not a good current read, its quality mark
+/// (`{"T":{"1":{"value":"95.000000","ts":1700000000000,"quality":"stale"}},"S":{...},...}`).
+/// A point marked before it ever had a value (a device that never answered) is listed with
+/// `value` and `ts` null, so its mark shows.
 async fn points(store: &Store, id: u32) -> warp::reply::WithStatus<warp::reply::Json> {
+    let unreachable = |e: voltage_store::StoreError| {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("redis unreachable: {e}"),
+        )
+    };
+    let marks = match store.quality_marks(id).await {
+        Ok(m) => m,
+        Err(e) => return unreachable(e),
+    };
     let mut out = serde_json::Map::new();
     for kind in PointType::ALL {
-        match store.read_points(id, kind).await {
-            Ok(v) => {
-                let m: serde_json::Map<String, serde_json::Value> = v
-                    .into_iter()
-                    .map(|(p, v, ts)| (p.to_string(), serde_json::json!({"value": v, "ts": ts})))
-                    .collect();
-                out.insert(kind.letter().to_string(), serde_json::Value::Object(m));
-            }
-            Err(e) => {
-                return error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("redis unreachable: {e}"),
-                )
-            }
+        let v = match store.read_points(id, kind).await {
+            Ok(v) => v,
+            Err(e) => return unreachable(e),
+        };
+        let mut m: serde_json::Map<String, serde_json::Value> = v
+            .into_iter()
+            .map(|(p, v, ts)| (p.to_string(), serde_json::json!({"value": v, "ts": ts})))
+            .collect();
+        for (_, p, q) in marks.iter().filter(|(k, _, _)| *k == kind) {
+            m.entry(p.to_string())
+                .or_insert_with(|| serde_json::json!({"value": null, "ts": null}))["quality"] =
+                q.as_str().into();
         }
+        out.insert(kind.letter().to_string(), serde_json::Value::Object(m));
     }
     if out
         .values()
@@ -165,6 +219,29 @@ async fn points(store: &Store, id: u32) -> warp::reply::WithStatus<warp::reply::
             StatusCode::NOT_FOUND,
             format!("channel {id} has no values (unknown, or not polled yet)"),
         );
+    }
+    warp::reply::with_status(warp::reply::json(&out), StatusCode::OK)
+}
+
+/// `GET /lines`: every serial line of the running channels, with the estimate of the read plans
+/// (`estimated_utilisation_pct`) and what the line's scheduler measured (`stats`, from
+/// `comsrv:line:{name}:stats`: requests, timeouts, crc_errors, bus_utilisation_pct, ...; empty
+/// until the line has run for a second).
+async fn lines(view: &StatusView, store: &Store) -> warp::reply::WithStatus<warp::reply::Json> {
+    let mut out = Vec::new();
+    for l in view.lines() {
+        let stats = match store.line_counters(&l.name).await {
+            Ok(h) => numbers(h),
+            Err(e) => {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("redis unreachable: {e}"),
+                )
+            }
+        };
+        let mut v = serde_json::to_value(&l).unwrap_or_default();
+        v["stats"] = stats.into();
+        out.push(v);
     }
     warp::reply::with_status(warp::reply::json(&out), StatusCode::OK)
 }

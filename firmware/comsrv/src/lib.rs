@@ -5,8 +5,8 @@
 //! and hands each poll to the store as one atomic batch. A supervisor owns the set of channel
 //! tasks: it starts them from the loaded configuration, and on a configuration edit (file watch)
 //! restarts only the channels whose configuration changed; a broken edit keeps the last good
-//! channels running and reports the error. A small HTTP server answers `/health` and
-//! `/channels`.
+//! channels running and reports the error. A small HTTP server answers `/health`, the channels
+//! with their points and read plans, and the serial lines (see `http.rs`).
 //!
 //! Lifecycle: [`start`] returns a [`Running`] handle; [`Running::stop`] (or dropping the shutdown
 //! sender in the daemon on SIGTERM) stops every task, waiting for in-flight polls to end.
@@ -17,10 +17,12 @@ mod grpc;
 mod http;
 pub use http::{parse_write_body, WriteBody};
 mod modbus;
+mod plan;
 /// The Modbus link and its replies, for the fuzz checks (firmware/fuzzing).
 pub use modbus::line::Priority;
 pub use modbus::link::{CallError, Link, Op, Reply};
 pub use modbus::read_plan;
+pub use plan::{channel_plan, line_name, line_plans, ChannelPlan, LinePlan, PlannedRequest};
 mod poll;
 mod supervisor;
 mod virt;

@@ -7,6 +7,7 @@
 
 use crate::modbus::line::LineHandle;
 use crate::modbus::link::Link;
+use crate::plan::{channel_plan, line_plans, ChannelPlan, LinePlan};
 use crate::watch::ConfigWatcher;
 use crate::write::{WriteOutcome, WriteRequest, WriteStatus};
 use crate::{grpc, modbus, virt, Shutdown};
@@ -20,17 +21,19 @@ use tokio::task::JoinHandle;
 use voltage_core::config::{self, Channel, Config, Protocol};
 use voltage_store::Store;
 
-/// What `/channels` shows, kept in memory so the HTTP server does not need Redis for it, and
-/// each channel's point table (name, unit, limits) for `/channels/{id}`.
+/// What `/channels` shows, kept in memory so the HTTP server does not need Redis for it, each
+/// channel's point table (name, unit, limits) for `/channels/{id}`, and the configuration the
+/// channel runs with, for its read plan and the serial lines (`/channels/{id}/plan`, `/lines`).
 #[derive(Clone, Default)]
-pub struct StatusView(
-    Arc<Mutex<BTreeMap<u32, serde_json::Value>>>,
-    Arc<Mutex<BTreeMap<u32, serde_json::Value>>>,
-);
+pub struct StatusView {
+    status: Arc<Mutex<BTreeMap<u32, serde_json::Value>>>,
+    tables: Arc<Mutex<BTreeMap<u32, serde_json::Value>>>,
+    configs: Arc<Mutex<BTreeMap<u32, Channel>>>,
+}
 
 impl StatusView {
     pub fn update(&self, id: u32, connected: bool, last_error: Option<&str>) {
-        let mut m = self.0.lock().expect("status view lock");
+        let mut m = self.status.lock().expect("status view lock");
         let e = m
             .entry(id)
             .or_insert_with(|| serde_json::json!({ "id": id }));
@@ -41,7 +44,7 @@ impl StatusView {
     }
 
     fn register(&self, ch: &Channel) {
-        let mut m = self.0.lock().expect("status view lock");
+        let mut m = self.status.lock().expect("status view lock");
         m.insert(
             ch.id(),
             serde_json::json!({ "id": ch.id(), "name": ch.config.name, "protocol": ch.config.protocol.as_str(),
@@ -57,19 +60,24 @@ impl StatusView {
                 .collect();
             defs.insert(kind.letter().to_string(), rows.into());
         }
-        self.1
+        self.tables
             .lock()
             .expect("status view lock")
             .insert(ch.id(), defs.into());
+        self.configs
+            .lock()
+            .expect("status view lock")
+            .insert(ch.id(), ch.clone());
     }
 
     fn remove(&self, id: u32) {
-        self.0.lock().expect("status view lock").remove(&id);
-        self.1.lock().expect("status view lock").remove(&id);
+        self.status.lock().expect("status view lock").remove(&id);
+        self.tables.lock().expect("status view lock").remove(&id);
+        self.configs.lock().expect("status view lock").remove(&id);
     }
 
     pub fn snapshot(&self) -> Vec<serde_json::Value> {
-        self.0
+        self.status
             .lock()
             .expect("status view lock")
             .values()
@@ -79,15 +87,34 @@ impl StatusView {
 
     /// One channel's entry of `/channels` with its point table under `point_table`.
     pub fn channel(&self, id: u32) -> Option<serde_json::Value> {
-        let mut v = self.0.lock().expect("status view lock").get(&id)?.clone();
+        let mut v = self
+            .status
+            .lock()
+            .expect("status view lock")
+            .get(&id)?
+            .clone();
         v["point_table"] = self
-            .1
+            .tables
             .lock()
             .expect("status view lock")
             .get(&id)
             .cloned()
             .unwrap_or_default();
         Some(v)
+    }
+
+    /// The read plan of a running channel.
+    pub fn plan(&self, id: u32) -> Option<ChannelPlan> {
+        self.configs
+            .lock()
+            .expect("status view lock")
+            .get(&id)
+            .map(channel_plan)
+    }
+
+    /// The serial lines of the running channels.
+    pub fn lines(&self) -> Vec<LinePlan> {
+        line_plans(self.configs.lock().expect("status view lock").values())
     }
 }
 

@@ -37,7 +37,7 @@ export async function api(path, { method = "GET", body, auth = token.get() } = {
   return v;
 }
 
-/** Elements without innerHTML: h("td", {class: "num"}, "12.5"). */
+/** Elements without innerHTML: h("td", {class: "num"}, "12.5"); children may be nested arrays. */
 export function h(tag, attrs = {}, ...kids) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
@@ -46,7 +46,7 @@ export function h(tag, attrs = {}, ...kids) {
     else if (k === "class") e.className = v;
     else e.setAttribute(k, v === true ? "" : v);
   }
-  for (const k of kids.flat()) {
+  for (const k of kids.flat(Infinity)) {
     if (k === null || k === undefined || k === false) continue;
     e.append(k instanceof Node ? k : String(k));
   }

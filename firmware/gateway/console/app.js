@@ -5,7 +5,8 @@
 import { api, h, token } from "./api.js";
 import * as live from "./live.js";
 import { overview, channel } from "./ops.js";
-import { alarms, models, model, rules, rule, history } from "./more.js";
+import { alarms } from "./alarms.js";
+import { models, model, rules, rule, history } from "./more.js";
 
 const ROUTES = { overview, channel, alarms, models, model, rules, rule, history };
 const main = document.getElementById("main");

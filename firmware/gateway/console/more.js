@@ -1,66 +1,8 @@
-// Alarms (acknowledge with a note), Models and Rules (lists and details) and History (a chart
-// of one or more points from hissrv's query API).
+// Models and Rules (lists and details, a rule's last executions) and History (a chart of one
+// or more points from hissrv's query API).
 
-import { api, h, fmtTime, fmtNum, fmtWhen, canOperate } from "./api.js";
+import { api, h, fmtTime, fmtNum, fmtWhen } from "./api.js";
 import { lineChart } from "./chart.js";
-
-const LEVEL = (l) => h("span", { class: `level ${String(l || "").toLowerCase()}` }, l || "—");
-
-function alarmRow(a, who, reload) {
-  const active = String(a.status).toLowerCase() === "active";
-  let act = null;
-  if (active && canOperate(who)) {
-    const note = h("input", { type: "text", class: "note", placeholder: "note", "aria-label": `note for alarm ${a.id}` });
-    act = h("form", { class: "ack" }, note, h("button", { type: "submit" }, "Acknowledge"));
-    act.addEventListener("submit", async (ev) => {
-      ev.preventDefault();
-      try {
-        await api(`/alarmsrv/alarms/${encodeURIComponent(a.id)}/acknowledge`,
-          { method: "POST", body: { acknowledged_by: who.name || "console", notes: note.value } });
-      } catch (e) {
-        act.append(h("span", { class: "bad" }, ` ${e.message}`));
-      }
-      reload();
-    });
-  }
-  return h("tr", { "data-alarm": a.id, class: `alarm ${String(a.status).toLowerCase()}` },
-    h("td", {}, LEVEL(a.level)),
-    h("th", { scope: "row" }, a.title, a.description ? h("div", { class: "muted" }, a.description) : null),
-    h("td", { class: "status" }, a.status),
-    h("td", { class: "time" }, fmtWhen(a.created_at ?? a.triggered_at)),
-    h("td", {}, a.acknowledged_by ? `${a.acknowledged_by}${a.acknowledged_at ? " at " + fmtWhen(a.acknowledged_at) : ""}` : ""),
-    h("td", {}, a.notes || a.acknowledge_notes || ""),
-    h("td", {}, act));
-}
-
-export async function alarms(view, live, who) {
-  const body = h("tbody", {});
-  const count = h("p", { class: "summary" });
-  const load = async () => {
-    const list = await api("/alarmsrv/alarms?limit=200");
-    const n = (s) => list.filter((a) => String(a.status).toLowerCase() === s).length;
-    count.textContent = `${n("active")} active, ${n("acknowledged")} acknowledged, ${n("resolved")} resolved`;
-    count.className = n("active") ? "summary bad" : "summary";
-    // A live update must not wipe a note the operator is typing (nor move the focus away).
-    const typed = [...body.querySelectorAll("tr[data-alarm] input.note")].filter((i) => i.value)
-      .map((i) => [i.closest("tr").dataset.alarm, i.value, i === document.activeElement]);
-    body.replaceChildren(...list.map((a) => alarmRow(a, who, load)));
-    for (const [id, value, focused] of typed) {
-      const input = body.querySelector(`tr[data-alarm="${CSS.escape(id)}"] input.note`);
-      if (input) { input.value = value; if (focused) input.focus(); }
-    }
-    if (!list.length) body.append(h("tr", {}, h("td", { colspan: 7, class: "muted" }, "No alarms.")));
-  };
-  await load();
-  view.replaceChildren(h("h1", {}, "Alarms"), count,
-    h("div", { class: "scroll" }, h("table", { class: "grid", id: "alarms" },
-      h("thead", {}, h("tr", {}, ["Level", "Alarm", "Status", "Raised", "Acknowledged by", "Notes", ""].map((t) => h("th", { scope: "col" }, t)))),
-      body)));
-  let pending = null;
-  live("alarms=true", (type) => {
-    if (type === "alarm" && !pending) pending = setTimeout(() => { pending = null; load().catch(() => {}); }, 200);
-  });
-}
 
 /** A value of unknown shape as text (objects as compact JSON). */
 const show = (v) => (v === null || v === undefined ? "—" : typeof v === "object" ? JSON.stringify(v) : String(v));
@@ -110,10 +52,26 @@ export async function rules(view) {
       ["Condition", (r) => (r.condition && r.condition.expression) || r.condition], ["Interval", (r) => (r.interval_ms ? `${r.interval_ms} ms` : "—")]]);
 }
 
+/** One action's outcome in an execution: `create_alarm ok {"id":"4"}`. */
+const actionText = (a) => `${a.action_type} ${a.ok ? "ok" : "failed"}${a.ok ? (a.result ? " " + show(a.result) : "") : ": " + (a.error || "")}`;
+
+function executionsTable(list) {
+  if (!list.length) return h("p", { class: "muted", id: "executions" }, "Not fired yet.");
+  return h("div", { class: "scroll" }, h("table", { class: "grid", id: "executions" },
+    h("thead", {}, h("tr", {}, ["Executed", "Values", "Actions"].map((t) => h("th", { scope: "col" }, t)))),
+    h("tbody", {}, list.map((e) => h("tr", { class: "execution" },
+      h("td", { class: "time" }, fmtWhen(e.executed_at)),
+      h("td", {}, Object.entries(e.values || {}).map(([k, v], i) => [i ? ", " : "", h("code", {}, k), ` = ${fmtNum(v)}`])),
+      h("td", {}, (e.actions || []).length ? (e.actions || []).map((a, i) => [i ? "; " : "",
+        h("span", { class: a.ok ? "" : "bad" }, actionText(a))]) : h("span", { class: "muted" }, "no actions")))))));
+}
+
 export async function rule(view, live, who, id) {
-  const r = await api(`/rulesrv/rules/${encodeURIComponent(id)}`);
+  const [r, ex] = await Promise.all([api(`/rulesrv/rules/${encodeURIComponent(id)}`),
+    api(`/rulesrv/rules/${encodeURIComponent(id)}/executions?limit=20`).catch(() => [])]);
   view.replaceChildren(h("p", { class: "crumbs" }, h("a", { href: "#/rules" }, "Rules"), " › rule"),
-    h("h1", {}, `Rule ${r.name || r.id}`), kvTable(r));
+    h("h1", {}, `Rule ${r.name || r.id}`), kvTable(r),
+    h("h2", {}, "Last executions"), executionsTable(ex || []));
 }
 
 const RANGES = ["5m", "15m", "1h", "6h", "24h"];

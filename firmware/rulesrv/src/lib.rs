@@ -7,6 +7,8 @@
 //! makes the condition unknown (false), reported in the evaluation's `missing`.
 
 mod edge;
+mod http;
+pub use http::start;
 
 use edge::Edge;
 use std::collections::{BTreeMap, HashMap};
@@ -18,10 +20,9 @@ use voltage_core::expr::{self, PointRef};
 use voltage_core::time::rfc3339;
 use voltage_core::PointType;
 pub use voltage_http::Running;
-use voltage_http::{error, json, refusal, stopped, Reply};
+use voltage_http::{error, refusal, stopped, Reply};
 use voltage_store::Store;
 use warp::http::StatusCode;
-use warp::Filter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RulesrvError {
@@ -332,122 +333,4 @@ async fn scheduler(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
             let _ = engine.evaluate(id).await;
         }
     }
-}
-
-pub async fn start(
-    store: Store,
-    addr: SocketAddr,
-    mut shutdown: watch::Receiver<bool>,
-) -> Result<Running, RulesrvError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| RulesrvError::Bind { addr, source })?;
-    let local_addr = listener
-        .local_addr()
-        .map_err(|source| RulesrvError::Bind { addr, source })?;
-    let port = local_addr.port();
-    let (stop_tx, stop) = watch::channel(false);
-    let fwd = stop_tx.clone();
-    tokio::spawn(async move {
-        stopped(&mut shutdown).await;
-        let _ = fwd.send(true);
-    });
-    let engine = Arc::new(Engine {
-        store,
-        edges: Mutex::default(),
-    });
-    let with = {
-        let e = engine.clone();
-        move || {
-            let e = e.clone();
-            warp::any().map(move || e.clone())
-        }
-    };
-    let health =
-        warp::path!("health")
-            .and(warp::get())
-            .and(with())
-            .then(move |e: Arc<Engine>| async move {
-                voltage_http::health("rulesrv", port, &e.store).await
-            });
-    let create = warp::path!("rules")
-        .and(warp::post())
-        .and(with())
-        .and(warp::body::content_length_limit(64 * 1024))
-        .and(warp::body::bytes())
-        .then(|e: Arc<Engine>, b: bytes::Bytes| async move {
-            let mut r = match parse_rule(&b) {
-                Ok(r) => r,
-                Err(m) => return error(StatusCode::BAD_REQUEST, m),
-            };
-            let id = r.id.clone().unwrap_or_else(|| format!("rule_{}", now_ms()));
-            r.id = Some(id.clone());
-            let doc = serde_json::to_string(&r).unwrap_or_default();
-            match e
-                .store
-                .fcall("rule_upsert", &[&id], &[&doc, "create"], false)
-                .await
-            {
-                Ok(_) => json(StatusCode::CREATED, serde_json::json!({"id": id})),
-                Err(err) => refusal(err),
-            }
-        });
-    let list =
-        warp::path!("rules")
-            .and(warp::get())
-            .and(with())
-            .then(|e: Arc<Engine>| async move {
-                match e.store.fcall("rule_list", &[], &[], true).await {
-                    Ok(r) => json(
-                        StatusCode::OK,
-                        r.and_then(|t| serde_json::from_str(&t).ok())
-                            .unwrap_or_default(),
-                    ),
-                    Err(err) => refusal(err),
-                }
-            });
-    let get = warp::path!("rules" / String)
-        .and(warp::get())
-        .and(with())
-        .then(|id: String, e: Arc<Engine>| async move {
-            match e.store.fcall("rule_get", &[&id], &[], true).await {
-                Ok(r) => json(
-                    StatusCode::OK,
-                    r.and_then(|t| serde_json::from_str(&t).ok())
-                        .unwrap_or_default(),
-                ),
-                Err(err) => refusal(err),
-            }
-        });
-    let delete = warp::path!("rules" / String)
-        .and(warp::delete())
-        .and(with())
-        .then(|id: String, e: Arc<Engine>| async move {
-            match e.store.fcall("rule_delete", &[&id], &[], false).await {
-                Ok(_) => json(StatusCode::OK, serde_json::json!({"deleted": id})),
-                Err(err) => refusal(err),
-            }
-        });
-    let evaluate = warp::path!("rules" / String / "evaluate")
-        .and(warp::post())
-        .and(with())
-        .then(|id: String, e: Arc<Engine>| async move {
-            match e.evaluate(&id).await {
-                Ok(v) => json(StatusCode::OK, v),
-                Err(r) => r,
-            }
-        });
-    let routes = health.or(create).or(list).or(evaluate).or(get).or(delete);
-    let mut s2 = stop.clone();
-    let handler = voltage_http::Handler::new(warp::service(routes.clone()));
-    let server = warp::serve(routes)
-        .incoming(listener)
-        .graceful(async move { stopped(&mut s2).await })
-        .run();
-    let sched = tokio::spawn(scheduler(engine, stop));
-    let task = tokio::spawn(async move {
-        server.await;
-        let _ = sched.await;
-    });
-    Ok(Running::new(local_addr, stop_tx, task).with_handler(handler))
 }

@@ -432,6 +432,29 @@ impl Store {
             .collect())
     }
 
+    /// The quality marks of a channel's points (`comsrv:{ch}:{T}:quality`, every type in one
+    /// round trip): `(type, point_id, mark)` for the points whose value is not a good read.
+    pub async fn quality_marks(
+        &self,
+        channel: u32,
+    ) -> Result<Vec<(PointType, u32, String)>, StoreError> {
+        let mut p = redis::pipe();
+        for kind in PointType::ALL {
+            p.hgetall(keys::quality(channel, kind));
+        }
+        let mut c = self.conn.clone();
+        let all: Vec<Vec<(String, String)>> = p.query_async(&mut c).await?;
+        Ok(PointType::ALL
+            .into_iter()
+            .zip(all)
+            .flat_map(|(kind, marks)| {
+                marks
+                    .into_iter()
+                    .filter_map(move |(id, q)| id.parse().ok().map(|id| (kind, id, q)))
+            })
+            .collect())
+    }
+
     /// Calls a Redis Function (`FCALL`, or `FCALL_RO` when `read_only`). A function's error reply
     /// comes back as [`StoreError::Function`] with its message, for the caller to map.
     pub async fn fcall(
