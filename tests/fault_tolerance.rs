@@ -575,3 +575,144 @@ async fn alarm_events_reach_mqtt_in_order_across_a_broker_outage() {
     h.stop().await;
     n.stop().await;
 }
+
+async fn start_alarmsrv(env: &TestEnv) -> alarmsrv::Running {
+    let store = voltage_store::Store::connect(&env.redis_url, Duration::from_secs(2))
+        .await
+        .unwrap();
+    store.load_functions().await.unwrap();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    std::mem::forget(tx);
+    alarmsrv::start(Some(env.path()), store, "127.0.0.1:0".parse().unwrap(), rx)
+        .await
+        .unwrap()
+}
+
+/// Every alarm alarmsrv holds, as (rule, id, status), oldest first.
+async fn threshold_alarms(a: &alarmsrv::Running) -> Vec<(String, String, String)> {
+    let (_, body) = http_get(a.local_addr(), "/alarms?limit=1000").await;
+    let v: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap_or_default();
+    let mut out: Vec<_> = v
+        .iter()
+        .map(|al| {
+            let s = |k: &str| al[k].as_str().unwrap_or("").to_string();
+            (
+                al["metadata"]["rule"].as_str().unwrap_or("").to_string(),
+                s("id"),
+                s("status"),
+            )
+        })
+        .collect();
+    out.reverse();
+    out
+}
+
+fn two_rules(env: &TestEnv) {
+    env.write(
+        "alarmsrv/rules.yaml",
+        "rules:\n  - {id: a, point: \"comsrv:1:T:1\", title: a high, high: 10.0}\n  - {id: b, point: \"comsrv:1:T:2\", title: b high, high: 10.0}\n",
+    );
+}
+
+/// alarmsrv stops with two alarms open; one condition clears meanwhile. The next run takes
+/// both over: it resolves the cleared one and keeps the other (no second alarm for it).
+#[tokio::test]
+async fn threshold_alarms_left_open_by_a_previous_run_are_taken_over() {
+    let env = TestEnv::new().await;
+    two_rules(&env);
+    put_reading(&env, 1, 1, 20.0, now_ms()).await;
+    put_reading(&env, 1, 2, 20.0, now_ms()).await;
+    let a = start_alarmsrv(&env).await;
+    let two_active = |a: &alarmsrv::Running| {
+        let addr = a.local_addr();
+        async move { http_get(addr, "/alarms?status=active").await.1 }
+    };
+    assert!(
+        wait_until(
+            T,
+            || two_active(&a),
+            |b| b.matches("\"status\":\"Active\"").count() == 2
+        )
+        .await
+    );
+    let before = threshold_alarms(&a).await;
+    a.stop().await;
+    put_reading(&env, 1, 1, 5.0, now_ms()).await;
+
+    let a = start_alarmsrv(&env).await;
+    let mut now = Vec::new();
+    assert!(
+        wait_until(
+            T,
+            || threshold_alarms(&a),
+            |v| {
+                now = v.clone();
+                v.iter().any(|(r, _, s)| r == "a" && s == "Resolved")
+            }
+        )
+        .await,
+        "the alarm whose condition cleared while alarmsrv was down is resolved: {now:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let now = threshold_alarms(&a).await;
+    assert_eq!(now.len(), 2, "no alarm raised twice: {now:?}");
+    let b: Vec<_> = now.iter().filter(|(r, _, _)| r == "b").collect();
+    assert_eq!(b[0].1, before.iter().find(|x| x.0 == "b").unwrap().1);
+    assert_eq!(b[0].2, "Active", "{now:?}");
+    a.stop().await;
+}
+
+/// Redis restarts empty while rule a's alarm is open: a's alarm is raised again, once, and a
+/// later clear of a never resolves the alarm of another rule that got a's old id.
+#[tokio::test]
+async fn threshold_alarms_lost_in_a_redis_restart_are_raised_again_once() {
+    let redis = RedisServer::dedicated();
+    let env = TestEnv::on(&redis);
+    two_rules(&env);
+    put_reading(&env, 1, 1, 20.0, now_ms()).await;
+    put_reading(&env, 1, 2, 5.0, now_ms()).await;
+    let a = start_alarmsrv(&env).await;
+    assert!(wait_until(T, || threshold_alarms(&a), |v| v.len() == 1).await);
+
+    redis.restart();
+    put_reading(&env, 1, 1, 20.0, now_ms()).await;
+    put_reading(&env, 1, 2, 5.0, now_ms()).await;
+    let mut now = Vec::new();
+    assert!(
+        wait_until(
+            Duration::from_secs(10),
+            || threshold_alarms(&a),
+            |v| {
+                now = v.clone();
+                v.len() == 1 && v[0].0 == "a" && v[0].2 == "Active"
+            }
+        )
+        .await,
+        "the live condition has its alarm again: {now:?}"
+    );
+    // b raises (it may get a's old id), then a clears: b's alarm must stay active.
+    put_reading(&env, 1, 2, 20.0, now_ms()).await;
+    assert!(wait_until(T, || threshold_alarms(&a), |v| v.len() == 2).await);
+    put_reading(&env, 1, 1, 5.0, now_ms()).await;
+    assert!(
+        wait_until(
+            T,
+            || threshold_alarms(&a),
+            |v| {
+                now = v.clone();
+                v.iter().any(|(r, _, s)| r == "a" && s == "Resolved")
+            }
+        )
+        .await,
+        "{now:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let now = threshold_alarms(&a).await;
+    let b: Vec<_> = now.iter().filter(|(r, _, _)| r == "b").collect();
+    assert_eq!(b.len(), 1, "{now:?}");
+    assert_eq!(
+        b[0].2, "Active",
+        "b's alarm untouched by a's clear: {now:?}"
+    );
+    a.stop().await;
+}

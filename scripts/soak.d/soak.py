@@ -154,10 +154,18 @@ def start_influxd(procs, work, port, rpc_port):
     write(f"{work}/influx/influxdb.conf",
           f"reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc_port}\"\n[meta]\n  dir = \"{work}/influx/meta\"\n"
           f"[data]\n  dir = \"{work}/influx/data\"\n  wal-dir = \"{work}/influx/wal\"\n  query-log-enabled = false\n"
-          f"[monitor]\n  store-enabled = false\n[http]\n  bind-address = \"127.0.0.1:{port}\"\n  log-enabled = false\n")
+          f"[monitor]\n  store-enabled = false\n[http]\n  bind-address = \"127.0.0.1:{port}\"\n  log-enabled = false\n"
+          f"  max-row-limit = 0\n")
     p = procs.start("influxd", ["influxd", "-config", f"{work}/influx/influxdb.conf"])
     wait("influxd", lambda: port_open(port))
     wait("influxd answering", lambda: http(f"http://127.0.0.1:{port}/ping")[0] == 204)
+    return p
+
+
+def start_pty_pair(procs, name, link):
+    """A socat pty pair, as a serial cable: `link` and `link-device` name its two ends."""
+    p = procs.start(name, ["socat", f"pty,raw,echo=0,link={link}", f"pty,raw,echo=0,link={link}-device"])
+    wait(f"the pty pair {link}", lambda: os.path.exists(link) and os.path.exists(f"{link}-device"))
     return p
 
 
@@ -273,8 +281,7 @@ def run(a, work, procs, warmup, t_run):
     addrs = re.findall(r"^listening (\S+)$", open(sim_log).read(), re.M)
     # The RS-485 bus: a pty pair, the daemon on one end, a simulator with the slaves on the other.
     link = f"{work}/rs485-1"
-    procs.start("socat", ["socat", f"pty,raw,echo=0,link={link}", f"pty,raw,echo=0,link={link}-device"])
-    wait("the pty pair", lambda: os.path.exists(f"{link}-device"))
+    start_pty_pair(procs, "socat", link)
     rtu_sets = [arg for s in range(1, a.rtu_slaves + 1) for r in (0, 1) for arg in ("--set", f"{10 + s}:hr:{r}={200 + r}")]
     procs.start("sim-rtu", [f"{a.bin}/voltage-sim", "--listen", "127.0.0.1:0", "--rtu", f"{link}-device",
                             "--baud", "115200", *rtu_sets, "--animate"])

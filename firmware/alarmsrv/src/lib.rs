@@ -108,11 +108,7 @@ pub async fn start(
             .map(|r| {
                 (
                     r.id.clone(),
-                    monitor::Monitored {
-                        threshold: threshold::Threshold::new(r),
-                        alarm_id: None,
-                        last_value: None,
-                    },
+                    monitor::Monitored::new(threshold::Threshold::new(r)),
                 )
             })
             .collect(),

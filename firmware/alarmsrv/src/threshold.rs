@@ -110,6 +110,16 @@ impl Threshold {
         }
     }
 
+    /// An unresolved alarm of this rule is already in the store (left by a previous run): the
+    /// rule takes it over as if it had raised it, so it resolves it once the value is back in
+    /// the band (or latches it), and does not raise a second one while the condition holds.
+    pub fn adopt_open(&mut self) {
+        self.open = true;
+        if matches!(self.state, State::Normal | State::Pending { .. }) {
+            self.state = State::Active;
+        }
+    }
+
     /// Feeds one reading (`None`: no value; the state holds). Returns what to do, if anything.
     pub fn step(&mut self, value: Option<f64>, now: u64) -> Option<Transition> {
         let v = value?;
@@ -236,6 +246,31 @@ mod tests {
             Some(Transition::Raise),
             "still over the limit when shelving ends"
         );
+    }
+
+    #[test]
+    fn an_adopted_alarm_is_kept_while_the_condition_holds_and_cleared_after() {
+        let mut t = rule(0, 500, false);
+        t.adopt_open();
+        assert_eq!(t.step(Some(85.0), 0), None, "no second alarm");
+        assert!(t.is_open());
+        assert_eq!(t.step(Some(70.0), 100), None, "off-delay running");
+        assert_eq!(t.step(Some(70.0), 600), Some(Transition::Clear));
+        let mut t = rule(0, 0, false);
+        t.adopt_open();
+        assert_eq!(
+            t.step(Some(70.0), 0),
+            Some(Transition::Clear),
+            "gone while nobody watched"
+        );
+        let mut t = rule(0, 0, true);
+        t.adopt_open();
+        assert_eq!(
+            t.step(Some(70.0), 0),
+            None,
+            "a latching one waits for the operator"
+        );
+        assert_eq!(t.state(), State::Latched);
     }
 
     #[test]

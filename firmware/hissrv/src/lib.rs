@@ -54,8 +54,7 @@ pub fn wal_dir(config: &Config, h: &HissrvConfig) -> PathBuf {
 pub async fn open_wal(config: &Config) -> Result<SharedWal, HissrvError> {
     let h = config.hissrv.clone().unwrap_or_else(empty);
     let dir = wal_dir(config, &h);
-    let mut wc = WalConfig::new(&dir);
-    wc.max_bytes = h.wal.max_bytes;
+    let mut wc = WalConfig::new(&dir).with_budget(h.wal.max_bytes);
     wc.fsync = match h.wal.fsync {
         FsyncPolicy::Always => Fsync::Always,
         FsyncPolicy::Interval => Fsync::Interval(Duration::from_millis(h.wal.fsync_interval_ms)),

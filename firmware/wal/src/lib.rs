@@ -40,8 +40,9 @@
 //! # Disk budget
 //!
 //! After each append, whole oldest segments (never the active one) are deleted while the log is
-//! over `max_bytes`. What that removes is counted (`evicted_records`/`evicted_bytes`) and, per
-//! sink, the records it had not delivered are added to its persisted `lost_records`.
+//! over `max_bytes` ([`WalConfig::with_budget`] sizes segments to an eighth of it). What that
+//! removes is counted (`evicted_records`/`evicted_bytes`) and, per sink, the records it had not
+//! delivered are added to its persisted `lost_records`.
 //!
 //! The rules deciding reads, backlog, eviction and loss are pure ([`ledger`], unit-tested
 //! without files); this file (open, append, commit, evict), `read`, `segment` and `cursor` do
@@ -61,7 +62,8 @@ mod types;
 pub use ledger::{CursorBook, SinkCursor, Span};
 pub use shared::SharedWal;
 pub use types::{
-    Fsync, Record, Recovered, RecoveryReport, SinkBacklog, WalConfig, WalError, WalStats,
+    segment_bytes_for, Fsync, Record, Recovered, RecoveryReport, SinkBacklog, WalConfig, WalError,
+    WalStats,
 };
 
 use cursor::{valid_sink, CursorFiles};

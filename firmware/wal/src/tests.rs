@@ -121,6 +121,33 @@ fn eviction_keeps_the_budget_and_counts_what_each_sink_lost() {
 }
 
 #[test]
+fn segments_are_an_eighth_of_the_budget_so_a_small_budget_holds() {
+    assert_eq!(
+        segment_bytes_for(64 << 20),
+        4 << 20,
+        "the default budget keeps 4 MiB"
+    );
+    assert_eq!(segment_bytes_for(1 << 20), 128 << 10);
+    assert_eq!(segment_bytes_for(100 << 10), 64 << 10, "never below 64 KiB");
+    assert_eq!(segment_bytes_for(1 << 40), 4 << 20, "never above 4 MiB");
+    let d = tempfile::tempdir().unwrap();
+    let mut c = WalConfig::new(d.path()).with_budget(1 << 20);
+    c.fsync = Fsync::Never;
+    let (mut w, _) = Wal::open(c).unwrap();
+    let mut most = 0;
+    for i in 0..1000 {
+        w.append(&recs(i * 100..i * 100 + 100)).unwrap();
+        most = most.max(w.stats().bytes);
+    }
+    let s = w.stats();
+    assert!(s.evicted_records > 0, "{s:?}");
+    assert!(
+        most <= (1 << 20) + (128 << 10) + 4096,
+        "the log stays within its budget plus one segment (and a batch): {most}"
+    );
+}
+
+#[test]
 fn read_from_an_evicted_position_starts_at_the_oldest_retained_record() {
     let d = tempfile::tempdir().unwrap();
     let (mut w, _) = open(d.path(), 3000, 1000);

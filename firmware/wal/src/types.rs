@@ -28,7 +28,8 @@ pub enum Fsync {
 #[derive(Debug, Clone)]
 pub struct WalConfig {
     pub dir: PathBuf,
-    /// A segment is closed once it reaches this size (default 4 MiB).
+    /// A segment is closed once it reaches this size (default 4 MiB; see
+    /// [`WalConfig::with_budget`]).
     pub segment_bytes: u64,
     /// Disk budget; the oldest segments are evicted beyond it (default 64 MiB).
     pub max_bytes: u64,
@@ -45,6 +46,21 @@ impl WalConfig {
             fsync: Fsync::Interval(Duration::from_secs(1)),
         }
     }
+
+    /// Sets the disk budget and a segment size that fits it: an eighth of the budget, from
+    /// 64 KiB to 4 MiB. Eviction deletes whole segments and never the active one, so the log
+    /// holds up to its budget plus one segment, and each eviction frees one segment: with 4 MiB
+    /// segments a 1 MiB budget would let the log grow to 5 MiB and then drop 4 MiB at once.
+    pub fn with_budget(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self.segment_bytes = segment_bytes_for(max_bytes);
+        self
+    }
+}
+
+/// The segment size [`WalConfig::with_budget`] picks for a disk budget.
+pub fn segment_bytes_for(max_bytes: u64) -> u64 {
+    (max_bytes / 8).clamp(64 << 10, 4 << 20)
 }
 
 /// What [`Wal::open`] found: the log as opened, and what recovery had to cut or skip.
