@@ -576,18 +576,6 @@ async fn alarm_events_reach_mqtt_in_order_across_a_broker_outage() {
     n.stop().await;
 }
 
-async fn start_alarmsrv(env: &TestEnv) -> alarmsrv::Running {
-    let store = voltage_store::Store::connect(&env.redis_url, Duration::from_secs(2))
-        .await
-        .unwrap();
-    store.load_functions().await.unwrap();
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    std::mem::forget(tx);
-    alarmsrv::start(Some(env.path()), store, "127.0.0.1:0".parse().unwrap(), rx)
-        .await
-        .unwrap()
-}
-
 /// Every alarm alarmsrv holds, as (rule, id, status), oldest first.
 async fn threshold_alarms(a: &alarmsrv::Running) -> Vec<(String, String, String)> {
     let (_, body) = http_get(a.local_addr(), "/alarms?limit=1000").await;
@@ -622,7 +610,7 @@ async fn threshold_alarms_left_open_by_a_previous_run_are_taken_over() {
     two_rules(&env);
     put_reading(&env, 1, 1, 20.0, now_ms()).await;
     put_reading(&env, 1, 2, 20.0, now_ms()).await;
-    let a = start_alarmsrv(&env).await;
+    let a = env.start_alarmsrv().await;
     let two_active = |a: &alarmsrv::Running| {
         let addr = a.local_addr();
         async move { http_get(addr, "/alarms?status=active").await.1 }
@@ -639,7 +627,7 @@ async fn threshold_alarms_left_open_by_a_previous_run_are_taken_over() {
     a.stop().await;
     put_reading(&env, 1, 1, 5.0, now_ms()).await;
 
-    let a = start_alarmsrv(&env).await;
+    let a = env.start_alarmsrv().await;
     let mut now = Vec::new();
     assert!(
         wait_until(
@@ -671,7 +659,7 @@ async fn threshold_alarms_lost_in_a_redis_restart_are_raised_again_once() {
     two_rules(&env);
     put_reading(&env, 1, 1, 20.0, now_ms()).await;
     put_reading(&env, 1, 2, 5.0, now_ms()).await;
-    let a = start_alarmsrv(&env).await;
+    let a = env.start_alarmsrv().await;
     assert!(wait_until(T, || threshold_alarms(&a), |v| v.len() == 1).await);
 
     redis.restart();

@@ -215,18 +215,6 @@ async fn voltage_run_stops_cleanly_on_sigterm() {
     assert!(status.success(), "{status:?}");
 }
 
-async fn start_alarmsrv(env: &TestEnv) -> alarmsrv::Running {
-    let store = voltage_store::Store::connect(&env.redis_url, Duration::from_secs(2))
-        .await
-        .unwrap();
-    store.load_functions().await.unwrap();
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    std::mem::forget(tx);
-    alarmsrv::start(Some(env.path()), store, "127.0.0.1:0".parse().unwrap(), rx)
-        .await
-        .unwrap()
-}
-
 async fn fcall_get(env: &TestEnv, f: &str, key: &str) -> serde_json::Value {
     let mut c = env.redis().await;
     let s: String = redis::cmd("FCALL")
@@ -243,7 +231,7 @@ async fn fcall_get(env: &TestEnv, f: &str, key: &str) -> serde_json::Value {
 #[tokio::test]
 async fn tc_alarmsrv_001_alarm_creation_and_storage() {
     let env = TestEnv::new().await;
-    let a = start_alarmsrv(&env).await;
+    let a = env.start_alarmsrv().await;
     let req = r#"{"title":"High Temperature Alert","description":"Temperature exceeded threshold","level":"Warning","source":"sensor_001","metadata":{"current_value":85.5,"threshold":80.0,"unit":"°C"}}"#;
     let (code, body) = http_post(a.local_addr(), "/alarms", req).await;
     assert_eq!(code, 201, "{body}");
@@ -277,7 +265,7 @@ async fn tc_alarmsrv_001_alarm_creation_and_storage() {
 #[tokio::test]
 async fn tc_alarmsrv_002_alarm_acknowledgment_flow() {
     let env = TestEnv::new().await;
-    let a = start_alarmsrv(&env).await;
+    let a = env.start_alarmsrv().await;
     let (_, body) = http_post(
         a.local_addr(),
         "/alarms",
@@ -566,7 +554,7 @@ async fn threshold_rules_raise_once_and_clear_with_the_deadband() {
         "rules:\n  - {id: pcs_hot, point: \"comsrv:1001:T:5\", title: PCS hot, level: Major, high: 45.0, deadband: 2.0, on_delay_ms: 300, off_delay_ms: 300}\n",
     );
     put_reading(&env, 1001, 5, 40.0, now_ms()).await;
-    let a = start_alarmsrv(&env).await;
+    let a = env.start_alarmsrv().await;
     put_reading(&env, 1001, 5, 46.0, now_ms()).await;
     let active = || async { http_get(a.local_addr(), "/alarms?status=active").await.1 };
     let mut body = String::new();

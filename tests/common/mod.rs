@@ -122,6 +122,20 @@ impl TestEnv {
             .expect("comsrv starts")
     }
 
+    /// Starts alarmsrv on this environment's directory (threshold rules) and database, with
+    /// the Redis Functions loaded, on an ephemeral port.
+    pub async fn start_alarmsrv(&self) -> alarmsrv::Running {
+        let store = Store::connect(&self.redis_url, Duration::from_secs(2))
+            .await
+            .expect("store");
+        store.load_functions().await.expect("functions load");
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        std::mem::forget(tx); // the test stops it with Running::stop
+        alarmsrv::start(Some(self.path()), store, "127.0.0.1:0".parse().unwrap(), rx)
+            .await
+            .expect("alarmsrv starts")
+    }
+
     /// Loads the directory, opens its history log and starts hissrv on an ephemeral port.
     pub async fn start_hissrv(&self) -> hissrv::Running {
         let cfg = voltage_core::config::load_dir(self.path())

@@ -3,7 +3,7 @@
 //! rule's executions (rulesrv), a threshold's shelving expiry and an alarm's event history
 //! (alarmsrv). Each against a real Redis and, where it polls, a real Modbus peer.
 
-use super::{start_alarmsrv, start_rulesrv};
+use super::start_rulesrv;
 use std::time::Duration;
 use voltage_sim::{Bank, RtuServer, SimServer};
 use voltage_tests::*;
@@ -255,7 +255,7 @@ async fn thresholds_show_their_shelving_and_alarms_their_history() {
         "alarmsrv/rules.yaml",
         "rules:\n  - {id: hot, point: \"comsrv:9:T:1\", title: Hot, level: Major, high: 45.0}\n",
     );
-    let a = start_alarmsrv(&env).await;
+    let a = env.start_alarmsrv().await;
     let addr = a.local_addr();
     let shelved =
         || async { json(&http_get(addr, "/thresholds").await.1)[0]["shelved_until"].clone() };
