@@ -10,7 +10,7 @@
 //! Threshold rules on points (`DIR/alarmsrv/rules.yaml`: high/low, deadband, on/off delays,
 //! latching) raise and clear alarms by themselves; `GET /thresholds` shows their states (with
 //! `shelved_until`, epoch ms, while shelved) and `POST /thresholds/{id}/shelve`
-//! (`{"duration_ms":N}`; 0 ends a shelving) shelves one. `GET /alarms/{id}` carries the alarm's
+//! (`{"duration_ms":N}`, at most 30 days; 0 ends a shelving) shelves one. `GET /alarms/{id}` carries the alarm's
 //! event history (`events`: created, acknowledged, resolved; who, when, notes).
 
 use std::collections::HashMap;
@@ -89,6 +89,26 @@ pub fn parse_transition(
             format!("no action {action:?}; use acknowledge or resolve"),
         )),
     }
+}
+
+/// The longest shelving: a rule silenced for longer is a configuration change, not a shelve.
+pub const MAX_SHELVE_MS: u64 = 30 * 24 * 3600 * 1000;
+
+/// The duration of `POST /thresholds/{id}/shelve` (`{"duration_ms": N}`, 0 ends a shelving), or
+/// the refusal naming the field.
+pub fn parse_shelve(body: &[u8]) -> Result<u64, String> {
+    let ms = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["duration_ms"].as_u64())
+        .ok_or_else(|| {
+            "body must be {\"duration_ms\": N} (milliseconds, 0 ends a shelving)".to_string()
+        })?;
+    if ms > MAX_SHELVE_MS {
+        return Err(format!(
+            "duration_ms {ms} is longer than {MAX_SHELVE_MS} (30 days)"
+        ));
+    }
+    Ok(ms)
 }
 
 /// Starts alarmsrv; `config_dir` supplies `alarmsrv/rules.yaml` (threshold rules), if any.
@@ -234,17 +254,15 @@ pub async fn start(
         .and(warp::post())
         .and(body)
         .map(move |id: String, b: bytes::Bytes| {
-            let ms = serde_json::from_slice::<serde_json::Value>(&b)
-                .ok()
-                .and_then(|v| v["duration_ms"].as_u64());
-            let Some(ms) = ms else {
-                return error(StatusCode::BAD_REQUEST, "body must be {\"duration_ms\": N}");
+            let ms = match parse_shelve(&b) {
+                Ok(ms) => ms,
+                Err(m) => return error(StatusCode::BAD_REQUEST, m),
             };
             let mut g = m2.lock().unwrap_or_else(|p| p.into_inner());
             let Some(m) = g.get_mut(&id) else {
                 return error(StatusCode::NOT_FOUND, format!("no threshold rule {id:?}"));
             };
-            let until = monitor::now_ms() + ms;
+            let until = monitor::now_ms().saturating_add(ms);
             m.threshold.shelve(until);
             tracing::info!(rule = %id, until, "threshold rule shelved");
             warp::reply::with_status(
@@ -285,4 +303,23 @@ pub async fn start(
         .run();
     let task = tokio::spawn(server);
     Ok(Running::new(local_addr, stop_tx, task).with_handler(handler))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shelve_body_is_a_bounded_duration() {
+        assert_eq!(parse_shelve(br#"{"duration_ms": 900000}"#), Ok(900_000));
+        assert_eq!(parse_shelve(br#"{"duration_ms": 0}"#), Ok(0));
+        let e = parse_shelve(br#"{"duration_ms": 18446744073709551615}"#).unwrap_err();
+        assert!(
+            e.starts_with("duration_ms 18446744073709551615 is longer than"),
+            "{e}"
+        );
+        for bad in [&br#"{"duration_ms": -1}"#[..], b"{}", b"[1]", b"\xff"] {
+            assert!(parse_shelve(bad).unwrap_err().contains("duration_ms"));
+        }
+    }
 }

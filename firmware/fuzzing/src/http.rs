@@ -1,6 +1,6 @@
 //! JSON request bodies of the services' write routes (reached through the gateway): comsrv's
-//! point writes, rulesrv's rules, modsrv's models (expanded against the example templates) and
-//! alarmsrv's transitions. Byte 0 chooses the route, the rest is the body.
+//! point writes, rulesrv's rules, modsrv's models (expanded against the example templates),
+//! alarmsrv's transitions and threshold shelving. Byte 0 chooses the route, the rest is the body.
 //!
 //! Whatever the body, the route's parser answers a value or a message (never a panic), and an
 //! accepted body serialises back to one that is accepted again.
@@ -20,7 +20,7 @@ pub fn check(data: &[u8]) {
     let Some((sel, body)) = data.split_first() else {
         return;
     };
-    match sel % 5 {
+    match sel % 6 {
         0 => {
             if let Ok(w) = comsrv::parse_write_body(body) {
                 let again = serde_json::json!({"point_id": w.point_id, "value": w.value, "requested_by": w.requested_by});
@@ -51,6 +51,16 @@ pub fn check(data: &[u8]) {
                         let _ = t.expand(&params);
                     }
                 }
+            }
+        }
+        5 => {
+            if let Ok(ms) = alarmsrv::parse_shelve(body) {
+                assert!(ms <= alarmsrv::MAX_SHELVE_MS);
+                // The route adds it to the clock: that must not overflow.
+                let _ = u64::MAX
+                    .saturating_sub(ms)
+                    .checked_add(ms)
+                    .expect("in range");
             }
         }
         s => {
