@@ -576,6 +576,21 @@ async fn alarm_events_reach_mqtt_in_order_across_a_broker_outage() {
     n.stop().await;
 }
 
+/// Waits until `rule` has a resolved alarm; whether it did, and the alarms last seen.
+async fn rule_resolved(a: &alarmsrv::Running, rule: &str) -> (bool, Vec<(String, String, String)>) {
+    let mut seen = Vec::new();
+    let ok = wait_until(
+        T,
+        || threshold_alarms(a),
+        |v| {
+            seen = v.clone();
+            v.iter().any(|(r, _, s)| r == rule && s == "Resolved")
+        },
+    )
+    .await;
+    (ok, seen)
+}
+
 /// Every alarm alarmsrv holds, as (rule, id, status), oldest first.
 async fn threshold_alarms(a: &alarmsrv::Running) -> Vec<(String, String, String)> {
     let (_, body) = http_get(a.local_addr(), "/alarms?limit=1000").await;
@@ -628,17 +643,9 @@ async fn threshold_alarms_left_open_by_a_previous_run_are_taken_over() {
     put_reading(&env, 1, 1, 5.0, now_ms()).await;
 
     let a = env.start_alarmsrv().await;
-    let mut now = Vec::new();
+    let (resolved, now) = rule_resolved(&a, "a").await;
     assert!(
-        wait_until(
-            T,
-            || threshold_alarms(&a),
-            |v| {
-                now = v.clone();
-                v.iter().any(|(r, _, s)| r == "a" && s == "Resolved")
-            }
-        )
-        .await,
+        resolved,
         "the alarm whose condition cleared while alarmsrv was down is resolved: {now:?}"
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -682,18 +689,8 @@ async fn threshold_alarms_lost_in_a_redis_restart_are_raised_again_once() {
     put_reading(&env, 1, 2, 20.0, now_ms()).await;
     assert!(wait_until(T, || threshold_alarms(&a), |v| v.len() == 2).await);
     put_reading(&env, 1, 1, 5.0, now_ms()).await;
-    assert!(
-        wait_until(
-            T,
-            || threshold_alarms(&a),
-            |v| {
-                now = v.clone();
-                v.iter().any(|(r, _, s)| r == "a" && s == "Resolved")
-            }
-        )
-        .await,
-        "{now:?}"
-    );
+    let (resolved, now) = rule_resolved(&a, "a").await;
+    assert!(resolved, "{now:?}");
     tokio::time::sleep(Duration::from_secs(1)).await;
     let now = threshold_alarms(&a).await;
     let b: Vec<_> = now.iter().filter(|(r, _, _)| r == "b").collect();
