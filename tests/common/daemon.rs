@@ -10,7 +10,7 @@ pub const SERVICES: [&str; 7] = [
     "comsrv", "modsrv", "alarmsrv", "rulesrv", "hissrv", "gateway", "netsrv",
 ];
 
-pub use crate::ports::free_port;
+use crate::ports::free_port;
 
 /// `voltage.yaml` text with every service on a free port; returns it and the ports.
 pub fn voltage_yaml(extra: &str) -> (String, BTreeMap<String, u16>) {

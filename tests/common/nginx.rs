@@ -29,7 +29,7 @@ impl Nginx {
             site.contains("listen 80;") && site.contains("127.0.0.1:6005"),
             "{site}"
         );
-        let port = crate::daemon::free_port();
+        let port = crate::free_port();
         let site = site
             .replace("listen 80;", &format!("listen 127.0.0.1:{port};"))
             .replace("127.0.0.1:6005", &format!("127.0.0.1:{gateway_port}"));

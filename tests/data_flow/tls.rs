@@ -199,7 +199,7 @@ async fn history_reaches_influxdb_over_https_with_a_client_certificate() {
     let pki = Pki::new();
     let influx = voltage_tests::influx::Influxd::start().await;
     influx.query("", "CREATE DATABASE ems").await;
-    let port = voltage_tests::daemon::free_port();
+    let port = voltage_tests::free_port();
     let site = format!(
         "server {{\n  listen 127.0.0.1:{port} ssl;\n  ssl_certificate {};\n  ssl_certificate_key {};\n  \
          ssl_client_certificate {};\n  ssl_verify_client on;\n  location / {{ proxy_pass {}; }}\n}}\n",
