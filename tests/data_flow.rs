@@ -43,7 +43,7 @@ async fn tc_config_001_csv_hot_reload() {
     let started = std::time::Instant::now();
     assert!(
         wait_until(
-            Duration::from_secs(2),
+            Duration::from_secs(2) * slow(),
             || env.hlen("comsrv:1001:config:telemetry"),
             |n| *n == 3
         )
@@ -285,11 +285,11 @@ async fn tc_e2e_001_device_to_alarm_pipeline() {
         serde_json::from_str::<Vec<serde_json::Value>>(&b).unwrap_or_default()
     };
     assert!(
-        wait_until(Duration::from_secs(5), alarms, |a| a
-            .iter()
-            .any(|a| a["title"]
+        wait_until(Duration::from_secs(5) * slow(), alarms, |a| a.iter().any(
+            |a| a["title"]
                 .as_str()
-                .is_some_and(|t| t.contains("Critical Temperature"))))
+                .is_some_and(|t| t.contains("Critical Temperature"))
+        ))
         .await,
         "no Critical Temperature alarm within 5 s: {:?}",
         alarms().await

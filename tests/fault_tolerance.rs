@@ -150,8 +150,9 @@ async fn daemon_reloads_redis_functions_after_a_redis_restart() {
     );
     env.wait_value("comsrv:1:T", "1", "9.000000", T).await;
 
+    // The test Redis persists nothing (`--save ""`, no AOF): after the restart the functions
+    // can only come back from the daemon's reload.
     redis.restart();
-    assert_eq!(version().await, None, "a restarted Redis has no functions");
     assert!(
         wait_until(Duration::from_secs(15), version, |v| v.is_some()).await,
         "functions not reloaded"
@@ -435,7 +436,7 @@ async fn tc_fault_001_redis_connection_resilience() {
 
     redis.restart();
     let t = std::time::Instant::now();
-    d.wait_health(200, Duration::from_secs(3)).await;
+    d.wait_health(200, Duration::from_secs(3) * slow()).await;
     assert_eq!(http_get(alarmsrv, "/health").await.0, 200);
     let recovered = t.elapsed();
     let alarm = r#"{"title":"Recovery Test Alarm","description":"Testing recovery","level":"Info","source":"test","metadata":{}}"#;
@@ -546,9 +547,20 @@ async fn alarm_events_reach_mqtt_in_order_across_a_broker_outage() {
         want,
         "every event once, in order; none from before"
     );
-    let (_, st) = http_get(n.local_addr(), "/status").await;
-    let st: serde_json::Value = serde_json::from_str(&st).unwrap();
-    assert!(st["mqtt"]["alarm_events"].as_u64().unwrap() >= 3, "{st}");
+    // netsrv counts an event after the broker's acknowledgement and its cursor write, which
+    // may come after the subscriber got the message.
+    let status = || async {
+        let (_, st) = http_get(n.local_addr(), "/status").await;
+        serde_json::from_str::<serde_json::Value>(&st).unwrap()
+    };
+    assert!(
+        wait_until(T, status, |st| st["mqtt"]["alarm_events"].as_u64()
+            >= Some(3))
+        .await,
+        "{}",
+        status().await
+    );
+    let st = status().await;
     assert_eq!(st["mqtt"]["alarm_gaps"], 0, "{st}");
     // A restarted netsrv continues from the acknowledged cursor.
     n.stop().await;

@@ -401,7 +401,7 @@ async fn a_slave_that_never_answers_times_out_and_does_not_stall_the_others() {
             "comsrv:10:T",
             "1",
             &format!("{v}.000000"),
-            Duration::from_millis(1500),
+            Duration::from_millis(1500) * slow(),
         )
         .await;
     }

@@ -223,12 +223,26 @@ where
     }
 }
 
-/// A channel entry for comsrv.yaml pointing at `addr`.
+/// How much slower this test process runs than native: 5 under qemu-user emulation (the cross
+/// runner in `.cargo/config.toml` sets `QEMU_LD_PREFIX`), 1 otherwise. Latency bounds and
+/// device deadlines are multiplied by it, so native runs hold the spec's numbers exactly and
+/// emulated runs check the same behaviour without failing on emulation speed.
+pub fn slow() -> u32 {
+    if std::env::var_os("QEMU_LD_PREFIX").is_some() {
+        5
+    } else {
+        1
+    }
+}
+
+/// A channel entry for comsrv.yaml pointing at `addr` (300 ms device deadline, times
+/// [`slow`]).
 pub fn tcp_channel(id: u32, addr: SocketAddr, extra: &str) -> String {
     format!(
-        "  - id: {id}\n    name: ch{id}\n    protocol: modbus_tcp\n    parameters:\n      host: {}\n      port: {}\n      poll_interval_ms: 100\n      timeout_ms: 300\n      reconnect_initial_ms: 100\n      reconnect_max_ms: 500\n{extra}",
+        "  - id: {id}\n    name: ch{id}\n    protocol: modbus_tcp\n    parameters:\n      host: {}\n      port: {}\n      poll_interval_ms: 100\n      timeout_ms: {}\n      reconnect_initial_ms: 100\n      reconnect_max_ms: 500\n{extra}",
         addr.ip(),
-        addr.port()
+        addr.port(),
+        300 * slow()
     )
 }
 
