@@ -48,8 +48,9 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
 import soak  # noqa: E402
-from soak import (Procs, free_port, http, influx_query, log, port_open, redis_cmd,  # noqa: E402
-                  start_influxd, start_mosquitto, start_pty_pair, start_redis, wait, write)
+from soak import (Procs, alive_and, free_port, http, influx_query, log, port_open,  # noqa: E402
+                  redis_cmd, show_log_tail, start_influxd, start_mosquitto, start_pty_pair,
+                  start_redis, wait, write)
 
 soak.PROG = "chaos"
 
@@ -287,7 +288,7 @@ class Rig:
         self.daemon_starts += 1
         env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "warn"))
         self.p["daemon"] = self.procs.start(f"voltage-{self.daemon_starts}", [f"{self.a.bin}/voltage", "run", "--config", f"{self.work}/config"], env=env)
-        wait("hissrv", lambda: port_open(self.ports["hissrv"]), 60)
+        wait("hissrv", alive_and(self.p["daemon"], "the daemon", lambda: port_open(self.ports["hissrv"])), 60)
 
     def stop(self, name, sig="TERM"):
         p = self.p[name]
@@ -352,6 +353,10 @@ def main():
     rig.hot = {ch: rnd.random() < 0.5 for ch in rig.hot}
     try:
         return run(a, rig, rnd, seed)
+    except SystemExit as e:
+        if e.code not in (None, 0):
+            show_log_tail(work, f"voltage-{rig.daemon_starts}")
+        raise
     finally:
         rig.procs.stop_all()
         if a.keep:

@@ -37,10 +37,26 @@ def log(msg):
     print(f"{PROG}: {msg}", file=sys.stderr, flush=True)
 
 
+# Ports handed to servers before they bind them come from below the kernel's ephemeral range
+# (Linux: 32768-60999). A port the kernel picked and this script released could be taken by
+# one of the thousands of outgoing connections the run opens (the daemon to every simulated
+# device, to Redis) before the server binds it. One counter per run, from an offset derived
+# from the process id, each port checked free when handed out.
+_PORT_FIRST, _PORT_LAST = 10000, 32000
+_next_port = [_PORT_FIRST + (os.getpid() * 7919) % (_PORT_LAST - _PORT_FIRST)]
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    for _ in range(_PORT_LAST - _PORT_FIRST):
+        port = _next_port[0]
+        _next_port[0] = port + 1 if port + 1 < _PORT_LAST else _PORT_FIRST
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise SystemExit(f"{PROG}: FAIL: no free port in {_PORT_FIRST}..{_PORT_LAST}")
 
 
 def wait(what, fn, seconds=60):
@@ -53,6 +69,27 @@ def wait(what, fn, seconds=60):
             pass
         time.sleep(0.2)
     raise SystemExit(f"{PROG}: FAIL: {what} not ready within {seconds} s")
+
+
+def show_log_tail(work, name, lines=40):
+    """The end of a process's log, printed when a run fails (the work dir is removed after)."""
+    path = os.path.join(work, f"{name}.log")
+    if os.path.exists(path):
+        with open(path, errors="replace") as f:
+            tail = f.read().splitlines()[-lines:]
+        log(f"last {len(tail)} lines of {name}.log:")
+        for line in tail:
+            print(f"  | {line}", file=sys.stderr, flush=True)
+
+
+def alive_and(proc, what, fn):
+    """`fn` for `wait`, failing at once (with the exit status) when `proc` has exited."""
+    def check():
+        rc = proc.poll()
+        if rc is not None:
+            raise SystemExit(f"{PROG}: FAIL: {what} exited with status {rc} before it was ready")
+        return fn()
+    return check
 
 
 def port_open(port):
@@ -256,6 +293,10 @@ def main():
     t_run = time.time()
     try:
         return run(a, work, procs, warmup, t_run)
+    except SystemExit as e:
+        if e.code not in (None, 0):
+            show_log_tail(work, "voltage")
+        raise
     finally:
         procs.stop_all()
         if a.keep:
@@ -292,7 +333,7 @@ def run(a, work, procs, warmup, t_run):
     env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "warn"))
     daemon = procs.start("voltage", [f"{a.bin}/voltage", "run", "--config", cfg], env=env)
     t0 = time.time()
-    wait("the gateway", lambda: port_open(ports["gateway"]), 120)
+    wait("the gateway", alive_and(daemon, "the daemon", lambda: port_open(ports["gateway"])), 120)
     rule = json.dumps({"id": "soak_setpoint", "name": "setpoint follows rack 1",
                        "condition": {"expression": f"comsrv:{rtu}:T:1 > 0"},
                        "actions": [{"action_type": "write_point",
