@@ -10,9 +10,17 @@ pub struct PymodbusServer {
 }
 
 impl PymodbusServer {
-    /// Starts `tests/peers/pymodbus_server.py` with `spec` (see the script's docstring).
+    /// Starts `tests/peers/pymodbus_server.py` with `spec` (see the script's docstring). A TCP
+    /// slave is given its port from [`crate::free_port`] (below the ephemeral range, unique in
+    /// this test binary) unless `spec` names one.
     pub async fn start(spec: &serde_json::Value) -> PymodbusServer {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/pymodbus_server.py");
+        let mut spec = spec.clone();
+        if let Some(obj) = spec.as_object_mut() {
+            if !obj.contains_key("serial") && !obj.contains_key("port") {
+                obj.insert("port".into(), crate::free_port().into());
+            }
+        }
         let mut child = Command::new("python3")
             .arg(script)
             .arg(spec.to_string())

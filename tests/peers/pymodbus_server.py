@@ -8,7 +8,9 @@ SPEC_JSON: {"units": {"1": {"hr": {"0": [1, 2]}, "ir": {...}, "co": {"0": [1, 0]
             "sparse": false}
 Keys of each table are start addresses (wire addresses, 0-based); values are lists of registers
 (or 0/1 bits). With "sparse": true only the listed addresses exist and anything else answers
-exception 02 (illegal data address). Prints "PORT <n>" once the server accepts connections.
+exception 02 (illegal data address). "port": N listens there (the Rust harness passes a port
+below the ephemeral range); without it, a kernel-chosen one. Prints "PORT <n>" once the server
+accepts connections.
 """
 import asyncio
 import json
@@ -80,7 +82,7 @@ async def main():
         await StartAsyncSerialServer(context=context, framer=FramerType.RTU, port=serial["port"],
                                      baudrate=int(serial.get("baudrate", 9600)), bytesize=8, parity="N", stopbits=1)
         return
-    port = free_port()
+    port = int(spec.get("port") or free_port())
     asyncio.get_running_loop().create_task(announce(port))
     await StartAsyncTcpServer(context=context, address=("127.0.0.1", port))
 
