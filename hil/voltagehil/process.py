@@ -1,6 +1,7 @@
 """Helpers for the host processes a bench driver owns (simulator, socat, redis-server, influxd)."""
 
 import os
+import random
 import socket
 import subprocess
 import time
@@ -46,7 +47,14 @@ def run_dir():
 
 
 def free_port():
-    """An ephemeral TCP port on loopback, free right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on loopback, free right now, from below the kernel's ephemeral range
+    (Linux: 32768-60999): a port the kernel picked and released could be taken by an outgoing
+    connection before the server it is meant for binds it."""
+    for port in random.sample(range(10000, 32000), 22000):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 10000..32000")
