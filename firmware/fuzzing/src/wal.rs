@@ -1,10 +1,13 @@
 //! History log recovery from arbitrary bytes: up to two segment files (the second after a gap or
 //! overlapping the first) and a sink cursor file, as a crash or a bad disk may leave them.
 //!
-//! Opening never fails on their content; what it recovers reads back in sequence; the recovered
-//! log takes appends, and a reopen keeps them.
+//! Opening never fails on their content, with one deliberate exception: a segment whose header
+//! names a format version this build does not know (a newer firmware's log, met after a
+//! rollback) is refused and left byte for byte as it was, not truncated as garbage (the WAL's
+//! module doc). Otherwise what it recovers reads back in sequence; the recovered log takes
+//! appends, and a reopen keeps them.
 
-use voltage_wal::{Fsync, Record, Wal, WalConfig};
+use voltage_wal::{Fsync, Record, Wal, WalConfig, WalError};
 
 /// Input layout: `flags, first: u16 LE, second: u16 LE, split: u16 LE, bytes...`. Flag bit 0
 /// starts the files with a valid header (`VWAL`, version 1) so the fuzzer reaches the frames,
@@ -14,6 +17,21 @@ const HEADER: &[u8] = b"VWAL\x01";
 
 fn seg_name(first: u64) -> String {
     format!("{first:020}.seg")
+}
+
+/// Every segment file with its bytes, in name order.
+fn segments(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .expect("the log dir")
+        .map(|e| e.expect("a dir entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .map(|p| {
+            let b = std::fs::read(&p).expect("a segment");
+            (p, b)
+        })
+        .collect();
+    v.sort();
+    v
 }
 
 fn config(dir: &std::path::Path) -> WalConfig {
@@ -55,7 +73,21 @@ pub fn check(data: &[u8]) {
         write(first, bytes);
     }
 
-    let (wal, report) = Wal::open(config(dir.path())).expect("recovery never fails on content");
+    let before = segments(dir.path());
+    let (wal, report) = match Wal::open(config(dir.path())) {
+        Ok(x) => x,
+        Err(WalError::Version { path, version }) => {
+            let b = std::fs::read(&path).expect("the refused segment is still there");
+            assert!(b.starts_with(&HEADER[..4]) && b[4] == version && version != HEADER[4]);
+            assert_eq!(
+                segments(dir.path()),
+                before,
+                "a refused log is left untouched"
+            );
+            return;
+        }
+        Err(e) => panic!("recovery never fails on content: {e}"),
+    };
     assert!(report.first_seq <= report.next_seq);
     let all = wal
         .read_from(0, usize::MAX)
