@@ -713,3 +713,6 @@ async fn threshold_alarms_lost_in_a_redis_restart_are_raised_again_once() {
     );
     a.stop().await;
 }
+
+#[path = "fault_tolerance/history_log.rs"]
+mod history_log;

@@ -5,6 +5,9 @@
 //! other.
 
 pub mod tls;
+mod unavailable;
+
+pub use unavailable::serve_unavailable;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;

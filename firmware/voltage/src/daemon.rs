@@ -158,8 +158,35 @@ pub async fn run(dir: &Path, only: &[String], options: &LoadOptions) -> anyhow::
     let (h, n) = (&cfg.voltage.services.hissrv, &cfg.voltage.services.netsrv);
     let run_h = h.enabled && wanted("hissrv");
     let run_n = n.enabled && wanted("netsrv") && cfg.netsrv.is_some();
-    if run_h || run_n {
-        let wal = hissrv::open_wal(&cfg).await?;
+    let wal = if run_h || run_n {
+        match hissrv::open_wal(&cfg).await {
+            Ok(wal) => Some(wal),
+            Err(e) => {
+                // Devices are polled on without history: the two services that need the log
+                // stand in unavailable, saying why (voltage_http::serve_unavailable).
+                let reason = e.to_string();
+                tracing::error!(error = %reason,
+                    "the history log cannot be opened: hissrv and netsrv answer 503 with this reason; the other services run");
+                for (name, svc, run) in [("hissrv", h, run_h), ("netsrv", n, run_n)] {
+                    if run {
+                        let addr = addr_of(name, svc)?;
+                        let r =
+                            voltage_http::serve_unavailable(name, addr, &reason, stop.receiver())
+                                .await
+                                .with_context(|| format!("{name}: cannot listen on {addr}"))?;
+                        if let Some(h) = r.handler() {
+                            here.insert(name, (h, r.local_addr().port()));
+                        }
+                        running.push(tokio::spawn(r.join()));
+                    }
+                }
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(wal) = wal {
         if run_h {
             let r = hissrv::start(
                 &cfg,
