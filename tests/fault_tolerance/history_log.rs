@@ -49,8 +49,13 @@ async fn an_unreadable_history_log_stops_only_the_history_services() {
         "the reason names the file and the version: {body}"
     );
     assert_eq!(service("comsrv")["status"], "healthy", "{body}");
-    env.wait_value("comsrv:31:T", "1", "42.000000", Duration::from_secs(5))
-        .await;
+    env.wait_value(
+        "comsrv:31:T",
+        "1",
+        "42.000000",
+        Duration::from_secs(5) * slow(),
+    )
+    .await;
 
     let hissrv = SocketAddr::from(([127, 0, 0, 1], d.port("hissrv")));
     let (code, body) = http_get(hissrv, "/health").await;
