@@ -56,14 +56,18 @@ pub fn check(data: &[u8]) {
         std::fs::write(d.join("hissrv"), cursor).expect("write a cursor");
         bytes = rest;
     }
-    let write = |first: u64, b: &[u8]| {
+    // What was written, kept to compare with the files after a refusal (no re-read per run).
+    let mut before = Vec::new();
+    let mut write = |first: u64, b: &[u8]| {
         let mut f = if flags & 1 != 0 {
             HEADER.to_vec()
         } else {
             Vec::new()
         };
         f.extend_from_slice(b);
-        std::fs::write(dir.path().join(seg_name(first)), f).expect("write a segment");
+        let path = dir.path().join(seg_name(first));
+        std::fs::write(&path, &f).expect("write a segment");
+        before.push((path, f));
     };
     if flags & 2 != 0 && first != second {
         let (a, b) = bytes.split_at(split.min(bytes.len()));
@@ -73,7 +77,7 @@ pub fn check(data: &[u8]) {
         write(first, bytes);
     }
 
-    let before = segments(dir.path());
+    before.sort();
     let (wal, report) = match Wal::open(config(dir.path())) {
         Ok(x) => x,
         Err(WalError::Version { path, version }) => {
