@@ -1,10 +1,15 @@
 """Helpers for the host processes a bench driver owns (simulator, socat, redis-server, influxd)."""
 
 import os
-import random
 import socket
 import subprocess
+import sys
 import time
+
+# Ports for the host servers a bench starts: the repository's shared rule (below the ephemeral
+# range, checked free), stdlib only so it loads in labgrid's venv.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "lib"))
+from freeports import free_port  # noqa: E402,F401  pylint: disable=wrong-import-position
 
 
 def wait_tcp(host, port, timeout=20.0):
@@ -44,17 +49,3 @@ def stop(proc, timeout=5.0):
 def run_dir():
     """The bench's run directory (logs, ptys, images): $LG_HIL_RUN, else the working directory."""
     return os.environ.get("LG_HIL_RUN", os.getcwd())
-
-
-def free_port():
-    """A TCP port on loopback, free right now, from below the kernel's ephemeral range
-    (Linux: 32768-60999): a port the kernel picked and released could be taken by an outgoing
-    connection before the server it is meant for binds it."""
-    for port in random.sample(range(10000, 32000), 22000):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 10000..32000")

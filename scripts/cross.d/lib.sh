@@ -117,25 +117,9 @@ ensure_peers() {
   fi
 }
 
-# free_ports N: N distinct ports for servers this script starts, printed on one line. They come
-# from below the kernel's ephemeral range (Linux: 32768-60999), each checked free: a port the
-# kernel picked and released could be taken by an outgoing connection (the daemon's, Redis
-# clients') before the server binds it.
-free_ports() {
-  python3 -c '
-import random, socket, sys
-n, got = int(sys.argv[1]), []
-for p in random.sample(range(10000, 32000), 22000):
-    if len(got) == n:
-        break
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-    got.append(p)
-print(" ".join(map(str, got)))' "${1:-1}"
-}
+# free_ports N: N distinct ports for servers this script starts, printed on one line (the shared
+# rule in scripts/lib/freeports.py: below the ephemeral range, each checked free).
+free_ports() { python3 "$REPO/scripts/lib/freeports.py" "${1:-1}"; }
 free_port() { free_ports 1; }
 
 # wait_for SECONDS COMMAND...: retries COMMAND every 0.1 s until it succeeds or time runs out.

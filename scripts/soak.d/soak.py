@@ -37,26 +37,9 @@ def log(msg):
     print(f"{PROG}: {msg}", file=sys.stderr, flush=True)
 
 
-# Ports handed to servers before they bind them come from below the kernel's ephemeral range
-# (Linux: 32768-60999). A port the kernel picked and this script released could be taken by
-# one of the thousands of outgoing connections the run opens (the daemon to every simulated
-# device, to Redis) before the server binds it. One counter per run, from an offset derived
-# from the process id, each port checked free when handed out.
-_PORT_FIRST, _PORT_LAST = 10000, 32000
-_next_port = [_PORT_FIRST + (os.getpid() * 7919) % (_PORT_LAST - _PORT_FIRST)]
-
-
-def free_port():
-    for _ in range(_PORT_LAST - _PORT_FIRST):
-        port = _next_port[0]
-        _next_port[0] = port + 1 if port + 1 < _PORT_LAST else _PORT_FIRST
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise SystemExit(f"{PROG}: FAIL: no free port in {_PORT_FIRST}..{_PORT_LAST}")
+# Ports for the servers the run starts: the shared rule (below the ephemeral range, checked free).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from freeports import free_port  # noqa: E402,F401  (chaos.py imports it from here)
 
 
 def wait(what, fn, seconds=60):
